@@ -1,0 +1,14 @@
+"""lenet_core: LeNet-5 from scratch in NumPy, with every gradient checked.
+
+Modules: ``functional`` (naive and im2col convolution and pooling), ``layers``, ``losses``,
+``model`` (``Sequential``, ``LeNet5``), ``optim``, ``train``, ``data`` (MNIST), ``gradcheck``.
+"""
+
+from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
+from .losses import MSELoss, SoftmaxCrossEntropy
+from .model import LeNet5, Sequential, load_weights, save_weights
+
+__version__ = "0.1.0"
+
+__all__ = ["AvgPool2d", "Conv2d", "Flatten", "Linear", "MaxPool2d", "ReLU", "Sigmoid", "Tanh",
+           "MSELoss", "SoftmaxCrossEntropy", "LeNet5", "Sequential", "load_weights", "save_weights"]

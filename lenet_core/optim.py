@@ -1,0 +1,144 @@
+"""Optimizers and learning-rate schedules, with PyTorch's update rules.
+
+An optimizer holds the model's live parameter arrays and updates them in place::
+
+    opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loss = loss_fn(model.forward(x), y); model.backward(loss_fn.backward())
+    opt.step(model.gradients())
+
+Schedules change ``opt.lr``; call ``scheduler.step()`` once per epoch, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adam", "StepLR", "CosineAnnealingLR", "make_optimizer"]
+
+
+class Optimizer:
+    def __init__(self, params: dict[str, np.ndarray], lr: float):
+        if not params:
+            raise ValueError("the optimizer got no parameters")
+        if not lr > 0:
+            raise ValueError(f"learning rate must be positive, got {lr}")
+        self.params = dict(params)
+        self.lr = float(lr)
+        self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name in self.params}
+        self.steps = 0
+
+    def step(self, grads: dict[str, np.ndarray]) -> None:
+        """Update every parameter in place from ``grads`` (same names and shapes as the parameters)."""
+        if grads.keys() != self.params.keys():
+            raise ValueError(f"gradient names {sorted(grads)} do not match parameter names {sorted(self.params)}")
+        self.steps += 1
+        for name, p in self.params.items():
+            g = grads[name]
+            if g.shape != p.shape:
+                raise ValueError(f"gradient {name!r} has shape {g.shape}, parameter has {p.shape}")
+            self._update(p, g.astype(p.dtype, copy=False), self.state[name])
+
+    def _update(self, p, g, state) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
+
+    As ``torch.optim.SGD``: ``g += wd * p``; ``v = momentum * v + g`` (``v = g`` on the first step);
+    the step is ``g + momentum * v`` with Nesterov, else ``v``; ``p -= lr * step``.
+    """
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(params, lr)
+        if nesterov and momentum <= 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+        self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+
+    def _update(self, p, g, state):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            v = state.get("velocity")
+            if v is None:
+                v = state["velocity"] = g.copy()
+            else:
+                v *= self.momentum
+                v += g
+            g = g + self.momentum * v if self.nesterov else v
+        p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam`` (L2 ``weight_decay``)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+
+    def _update(self, p, g, state):
+        b1, b2 = self.betas
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if not state:
+            state["m"], state["v"] = np.zeros_like(p), np.zeros_like(p)
+        m, v = state["m"], state["v"]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        m_hat = m / (1 - b1 ** self.steps)
+        v_hat = v / (1 - b2 ** self.steps)
+        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class _Schedule:
+    def __init__(self, optimizer: Optimizer):
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.epoch = 0
+
+    def step(self) -> float:
+        """Advance one epoch and set the optimizer's learning rate; returns it."""
+        self.epoch += 1
+        self.optimizer.lr = self.lr_at(self.epoch)
+        return self.optimizer.lr
+
+    def lr_at(self, epoch: int) -> float:
+        raise NotImplementedError
+
+
+class StepLR(_Schedule):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        super().__init__(optimizer)
+        self.step_size, self.gamma = step_size, gamma
+
+    def lr_at(self, epoch):
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(_Schedule):
+    """Cosine decay from the base rate to ``eta_min`` over ``T_max`` epochs, as in PyTorch."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        super().__init__(optimizer)
+        self.T_max, self.eta_min = T_max, eta_min
+
+    def lr_at(self, epoch):
+        t = min(epoch, self.T_max) / self.T_max
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t)) / 2
+
+
+def make_optimizer(name: str, params, lr: float, **kwargs) -> Optimizer:
+    """``"sgd"``, ``"momentum"`` (SGD, momentum 0.9, Nesterov) or ``"adam"``; unknown names are an error."""
+    if name == "sgd":
+        return SGD(params, lr, **kwargs)
+    if name == "momentum":
+        return SGD(params, lr, momentum=0.9, nesterov=True, **kwargs)
+    if name == "adam":
+        return Adam(params, lr, **kwargs)
+    raise ValueError(f"unknown optimizer {name!r}; choose 'sgd', 'momentum' or 'adam'")

@@ -1,0 +1,164 @@
+"""Mini-batch training, evaluation and prediction for a :class:`~lenet_core.model.Sequential` model.
+
+Inputs are prepared arrays ``(N, 1, 32, 32)`` (see :func:`lenet_core.data.prepare`) and integer
+labels ``(N,)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .data import batches
+from .losses import SoftmaxCrossEntropy, softmax
+from .optim import CosineAnnealingLR, make_optimizer
+
+__all__ = ["History", "fit", "evaluate", "predict", "predict_proba", "random_shift", "DEFAULT_RECIPE"]
+
+#: what ``fit`` and ``python -m lenet_core train`` use unless told otherwise
+DEFAULT_RECIPE = dict(optimizer="momentum", lr=0.05, weight_decay=0.0, batch_size=64, schedule="cosine")
+
+
+class History(dict):
+    """Per-epoch lists: ``epoch``, ``loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``lr``, ``seconds``.
+
+    ``loss`` and ``train_acc`` are running averages over the epoch's mini-batches (measured while the
+    weights were changing); ``val_*`` are measured after the epoch; ``seconds`` is training time only.
+    """
+
+    KEYS = ("epoch", "loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+
+    def __init__(self):
+        super().__init__({k: [] for k in self.KEYS})
+
+    def row(self, i: int) -> str:
+        val = (f"  val loss {self['val_loss'][i]:.4f}  val acc {self['val_acc'][i]:.2%}"
+               if self["val_acc"][i] is not None else "")
+        return (f"epoch {self['epoch'][i]:>2}  loss {self['loss'][i]:.4f}  train acc {self['train_acc'][i]:.2%}"
+                f"{val}  lr {self['lr'][i]:.4g}  {self['seconds'][i]:.1f}s")
+
+    def __str__(self) -> str:
+        return "\n".join(self.row(i) for i in range(len(self["epoch"])))
+
+
+def random_shift(x: np.ndarray, max_shift: int, rng) -> np.ndarray:
+    """Shift each image (N, C, H, W) by its own random offset of up to ``max_shift`` pixels per axis.
+
+    The border is filled by repeating the edge pixels (the background of a padded digit).
+    """
+    if max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (max_shift, max_shift), (max_shift, max_shift)), mode="edge")
+    windows = sliding_window_view(padded, (h, w), axis=(2, 3))   # (N, C, 2s+1, 2s+1, H, W)
+    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
+    return windows[np.arange(n), :, dy, dx]
+
+
+def _check_data(x, y, what):
+    if x.ndim != 4:
+        raise ValueError(f"{what} images must have shape (N, C, H, W), got shape {x.shape}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"{what}: {x.shape[0]} images but labels of shape {y.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{what} images contain NaN or infinite values")
+
+
+def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=None, loss_fn=None,
+        validation=None, augment=0, seed=0, quiet=False, progress=True) -> History:
+    """Train ``model`` in place on images ``x`` (N, C, H, W) and labels ``y`` (N,); return a :class:`History`.
+
+    Without an ``optimizer``, uses :data:`DEFAULT_RECIPE` (SGD with Nesterov momentum and a cosine
+    schedule over ``epochs``). ``validation=(x_val, y_val)`` is evaluated after each epoch.
+    ``augment=k`` shifts every training image by up to ``k`` pixels. ``seed`` fixes the batch order
+    and the augmentation. ``quiet`` silences the per-epoch lines and the progress bar.
+    Raises ``FloatingPointError`` as soon as the loss stops being finite.
+    """
+    _check_data(x, y, "training")
+    if validation is not None:
+        _check_data(*validation, "validation")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    batch_size = batch_size or DEFAULT_RECIPE["batch_size"]
+    if optimizer is None:
+        if scheduler is not None:
+            raise ValueError("a scheduler needs the optimizer it drives: pass optimizer= as well")
+        optimizer = make_optimizer(DEFAULT_RECIPE["optimizer"], model.parameters(), DEFAULT_RECIPE["lr"],
+                                   weight_decay=DEFAULT_RECIPE["weight_decay"])
+        scheduler = CosineAnnealingLR(optimizer, T_max=epochs)
+    loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
+    rng = np.random.default_rng(seed)
+    history = History()
+    dtype = model.dtype
+
+    first = next(iter(model))
+    saved_flag = getattr(first, "need_input_grad", None)
+    if saved_flag is not None:
+        first.need_input_grad = False          # nobody reads d(loss)/d(image) while training
+    try:
+        for epoch in range(1, epochs + 1):
+            lr = optimizer.lr
+            start = time.perf_counter()
+            total_loss, correct, seen = 0.0, 0, 0
+            steps = math.ceil(len(x) / batch_size)
+            bar = None
+            if progress and not quiet:
+                from tqdm.auto import tqdm
+                bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False)
+            for step, idx in enumerate(batches(len(x), batch_size, rng=rng), 1):
+                xb = x[idx].astype(dtype, copy=False)
+                xb = random_shift(xb, augment, rng)
+                logits = model.forward(xb)
+                loss = loss_fn.forward(logits, y[idx])
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"training loss became {loss} at epoch {epoch}, batch {step} "
+                                             f"(lr={optimizer.lr:g}); try a smaller learning rate")
+                model.backward(loss_fn.backward())
+                optimizer.step(model.gradients())
+                total_loss += loss * len(idx)
+                correct += int((logits.argmax(axis=1) == y[idx]).sum())
+                seen += len(idx)
+                if bar is not None:
+                    bar.update()
+            if bar is not None:
+                bar.close()
+            seconds = time.perf_counter() - start
+            if scheduler is not None:
+                scheduler.step()
+            val_loss, val_acc = evaluate(model, *validation, loss_fn=loss_fn) if validation else (None, None)
+            for key, value in zip(History.KEYS, (epoch, total_loss / seen, correct / seen, val_loss, val_acc,
+                                                 lr, seconds)):
+                history[key].append(value)
+            if not quiet:
+                print(history.row(epoch - 1), flush=True)
+    finally:
+        if saved_flag is not None:
+            first.need_input_grad = saved_flag
+    return history
+
+
+def _logits(model, x, batch_size):
+    dtype = model.dtype
+    return np.concatenate([model.forward(x[i:i + batch_size].astype(dtype, copy=False))
+                           for i in range(0, len(x), batch_size)])
+
+
+def predict_proba(model, x, batch_size=1000) -> np.ndarray:
+    """Class probabilities (N, 10) for images (N, C, H, W), computed in batches."""
+    return softmax(_logits(model, x, batch_size))
+
+
+def predict(model, x, batch_size=1000) -> np.ndarray:
+    """Predicted class labels (N,) for images (N, C, H, W)."""
+    return _logits(model, x, batch_size).argmax(axis=1)
+
+
+def evaluate(model, x, y, batch_size=1000, loss_fn=None) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` on images ``x`` (N, C, H, W) and labels ``y`` (N,)."""
+    _check_data(x, y, "evaluation")
+    logits = _logits(model, x, batch_size)
+    loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
+    return loss_fn.forward(logits, y), float((logits.argmax(axis=1) == y).mean())

@@ -1,0 +1,169 @@
+"""Every layer, loss and LeNet-5 against central differences in float64 (max relative error < 1e-7)."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from lenet_core import (AvgPool2d, Conv2d, Flatten, LeNet5, Linear, MaxPool2d, MSELoss, ReLU, Sequential,
+                        Sigmoid, SoftmaxCrossEntropy, Tanh)
+from lenet_core.gradcheck import check_layer, check_model, numerical_gradient, relative_error
+
+TOL = 1e-7
+
+
+def distinct_values(rng, shape):
+    """Random values with no two closer than 1e-3, so no max-pool window holds a near-tie."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 1e-2 + rng.uniform(0, 1e-3, n)).reshape(shape) / n * 10
+
+
+LAYER_CASES = [
+    ("conv batch 1", lambda: Conv2d(1, 2, 3), (1, 1, 6, 6)),
+    ("conv padding, stride 2, non-square, batch 7", lambda: Conv2d(3, 4, (3, 2), stride=2, padding=1), (7, 3, 9, 7)),
+    ("conv stride (2, 3), padding (0, 2)", lambda: Conv2d(2, 3, 3, stride=(2, 3), padding=(0, 2)), (2, 2, 8, 10)),
+    ("conv 5x5 padding 2", lambda: Conv2d(2, 3, 5, padding=2), (2, 2, 7, 9)),
+    ("avg pool 2x2", lambda: AvgPool2d(2), (7, 3, 8, 6)),
+    ("avg pool overlapping 3/2, non-square", lambda: AvgPool2d(3, stride=2), (1, 2, 9, 7)),
+    ("avg pool (2, 3) / (1, 2)", lambda: AvgPool2d((2, 3), stride=(1, 2)), (2, 2, 6, 9)),
+    ("linear batch 1", lambda: Linear(5, 3), (1, 5)),
+    ("linear batch 7", lambda: Linear(12, 4), (7, 12)),
+    ("tanh", lambda: Tanh(), (7, 3, 4, 5)),
+    ("sigmoid", lambda: Sigmoid(), (1, 2, 3, 4)),
+    ("relu", lambda: ReLU(), (7, 10)),
+    ("flatten", lambda: Flatten(), (7, 2, 3, 5)),
+]
+
+
+@pytest.mark.parametrize("name,make,shape", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_layer_gradients(rng, name, make, shape):
+    x = rng.standard_normal(shape)
+    if isinstance(make(), ReLU):
+        x[np.abs(x) < 1e-3] = 0.5                                   # keep clear of the kink at 0
+    result = check_layer(make(), x)
+    assert set(result) == {"x", *make().params}
+    assert result.passed(TOL), f"{name}\n{result}"
+
+
+@pytest.mark.parametrize("kernel,stride,shape", [(2, None, (7, 3, 8, 6)), (3, 2, (1, 2, 9, 7)),
+                                                 ((2, 3), (1, 2), (2, 2, 6, 9)), (3, 1, (1, 1, 5, 5))])
+def test_max_pool_gradients(rng, kernel, stride, shape):
+    """Overlapping windows share their maxima; values are distinct, so every maximum is unique."""
+    result = check_layer(MaxPool2d(kernel, stride), distinct_values(rng, shape))
+    assert result.passed(TOL), str(result)
+
+
+def test_max_pool_ties_get_a_valid_subgradient(rng):
+    """At a tie max() has no derivative. Each tied entry's one-sided derivatives are 1 (pushed up)
+    and 0 (pushed down); the analytic gradient must lie between them, add up to the upstream
+    gradient, and go to the first maximum, as PyTorch's does."""
+    x = rng.integers(0, 3, size=(2, 2, 6, 6)).astype(np.float64)
+    pool = MaxPool2d(2)
+    dout = np.ones(pool.forward(x).shape)
+    dx = pool.backward(dout)
+    h = 2.0 ** -20                                                   # exact in binary: no rounding
+    for idx in zip(*np.nonzero(x == x.max())):
+        up, down = x.copy(), x.copy()
+        up[idx] += h
+        down[idx] -= h
+        right = (pool.forward(up).sum() - pool.forward(x).sum()) / h
+        left = (pool.forward(x).sum() - pool.forward(down).sum()) / h
+        assert min(left, right) - 1e-9 <= dx[idx] <= max(left, right) + 1e-9
+    assert np.allclose(dx.reshape(2, 2, 3, 2, 3, 2).sum(axis=(3, 5)), dout)
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(xt, 2).sum().backward()
+    assert np.array_equal(dx, xt.grad.numpy())
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_softmax_cross_entropy_gradient(rng, batch):
+    logits = rng.standard_normal((batch, 10)) * 3
+    labels = rng.integers(0, 10, batch)
+    loss = SoftmaxCrossEntropy()
+    loss.forward(logits, labels)
+    numeric = numerical_gradient(lambda: loss.forward(logits, labels), logits)
+    loss.forward(logits, labels)
+    assert relative_error(loss.backward(), numeric) < TOL
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits():
+    logits = np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 1e4 - 1.0]])
+    loss = SoftmaxCrossEntropy()
+    value = loss.forward(logits, np.array([0, 2]))
+    expected = (0.0 + np.log1p(np.exp(1.0))) / 2                      # row 2: log(1 + e) - 0
+    assert np.isfinite(value) and np.isclose(value, expected, rtol=1e-12)
+    grad = loss.backward()
+    assert np.all(np.isfinite(grad))
+    assert np.allclose(grad.sum(axis=1), 0)
+
+
+def test_softmax_cross_entropy_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    logits = rng.standard_normal((7, 10)) * 5
+    labels = rng.integers(0, 10, 7)
+    lt = torch.tensor(logits, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(lt, torch.tensor(labels))
+    expected.backward()
+    loss = SoftmaxCrossEntropy()
+    assert np.isclose(loss.forward(logits, labels), expected.item(), rtol=1e-12)
+    assert np.allclose(loss.backward(), lt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_loss_rejects_bad_labels(rng):
+    with pytest.raises(ValueError, match="label 10 is outside 0..9"):
+        SoftmaxCrossEntropy().forward(rng.standard_normal((2, 10)), np.array([1, 10]))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        SoftmaxCrossEntropy().forward(rng.standard_normal((2, 10)), np.array([1, 2, 3]))
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_mse_gradient(rng, batch):
+    pred, target = rng.standard_normal((batch, 10)), rng.standard_normal((batch, 10))
+    loss = MSELoss()
+    numeric = numerical_gradient(lambda: loss.forward(pred, target), pred)
+    loss.forward(pred, target)
+    assert relative_error(loss.backward(), numeric) < TOL
+    assert np.isclose(loss.forward(pred, target), np.mean((pred - target) ** 2))
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_lenet5_gradients(rng, batch):
+    """Every tensor of LeNet-5 (the input's and all ten parameters'), 150 entries of each."""
+    x = rng.standard_normal((batch, 1, 32, 32))
+    y = rng.integers(0, 10, batch)
+    result = check_model(LeNet5(seed=batch), x, y, samples=150, seed=batch)
+    assert list(result) == ["x", "C1.W", "C1.b", "C3.W", "C3.b", "C5.W", "C5.b", "F6.W", "F6.b", "OUT.W", "OUT.b"]
+    assert result.passed(TOL), str(result)
+
+
+def test_small_model_every_entry_with_max_pool_relu_and_mse(rng):
+    """A complete check (every entry) of a model with the other layers, padding and stride 2."""
+    model = Sequential(Conv2d(1, 3, 3, stride=2, padding=1, rng=0), Sigmoid(), MaxPool2d(2), Flatten(),
+                       Linear(3 * 2 * 3, 5, rng=1), ReLU(), Linear(5, 4, rng=2))
+    x = rng.standard_normal((7, 1, 8, 11))
+    result = check_model(model, x, rng.standard_normal((7, 4)), loss_fn=MSELoss())
+    assert result.passed(TOL), str(result)
+
+
+def test_gradient_check_catches_a_planted_bug(rng):
+    """The check can fail: a Tanh whose backward forgets to square y is caught."""
+    class BuggyTanh(Tanh):
+        def backward(self, dout):
+            return dout * (1 - self._y)
+    result = check_layer(BuggyTanh(), rng.standard_normal((3, 4)))
+    assert not result.passed(TOL)
+    assert result["x"] > 1e-2
+
+
+def test_check_layer_leaves_the_layer_untouched(rng):
+    layer = Conv2d(1, 2, 3)
+    before = copy.deepcopy(layer.params)
+    check_layer(layer, rng.standard_normal((1, 1, 5, 5)))
+    assert layer.params["W"].dtype == np.float32
+    assert all(np.array_equal(before[k], layer.params[k]) for k in before)
+
+
+def test_numerical_gradient_rejects_float32():
+    with pytest.raises(TypeError, match="float64"):
+        numerical_gradient(lambda: 0.0, np.zeros(3, dtype=np.float32))

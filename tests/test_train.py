@@ -1,0 +1,102 @@
+"""Training, evaluation and the command line, on real MNIST."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lenet_core import LeNet5, load_weights
+from lenet_core.data import prepare
+from lenet_core.optim import SGD
+from lenet_core.train import evaluate, fit, predict, predict_proba, random_shift
+
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    return prepare(mnist.x_train[:2000]), mnist.y_train[:2000], prepare(mnist.x_test[:1000]), mnist.y_test[:1000]
+
+
+def test_fit_learns_and_is_deterministic(small):
+    x, y, xt, yt = small
+    runs = []
+    for _ in range(2):
+        model = LeNet5(seed=3)
+        history = fit(model, x, y, epochs=2, batch_size=32, validation=(xt, yt), seed=7, quiet=True)
+        runs.append((history, model.state_dict()))
+    (h1, w1), (h2, w2) = runs
+    assert h1["loss"] == h2["loss"] and h1["val_acc"] == h2["val_acc"]
+    assert all(np.array_equal(w1[k], w2[k]) for k in w1)
+    assert h1["epoch"] == [1, 2] and len(h1["seconds"]) == 2 and all(s > 0 for s in h1["seconds"])
+    assert h1["loss"][1] < h1["loss"][0]
+    assert h1["val_acc"][-1] > 0.85                                    # 2,000 images, 2 epochs
+    assert h1["lr"][0] == 0.05 and h1["lr"][1] < 0.05                  # the cosine schedule moved
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_fit_stops_on_nan(small):
+    x, y, _, _ = small
+    model = LeNet5()
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 1, batch 2 \(lr=inf\)"):
+        fit(model, x, y, epochs=1, optimizer=SGD(model.parameters(), lr=np.inf), quiet=True)
+
+
+def test_fit_rejects_bad_input(small):
+    x, y, _, _ = small
+    with pytest.raises(ValueError, match=r"2000 images but labels of shape \(1999,\)"):
+        fit(LeNet5(), x, y[:-1], epochs=1, quiet=True)
+    bad = x[:10].copy()
+    bad[3, 0, 5, 5] = np.nan
+    with pytest.raises(ValueError, match="training images contain NaN"):
+        fit(LeNet5(), bad, y[:10], epochs=1, quiet=True)
+
+
+def test_predict_and_evaluate_agree(small):
+    _, _, xt, yt = small
+    model = LeNet5()
+    labels = predict(model, xt, batch_size=300)
+    probs = predict_proba(model, xt)
+    assert np.array_equal(labels, probs.argmax(axis=1))
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert evaluate(model, xt, yt)[1] == pytest.approx(np.mean(labels == yt))
+
+
+def test_random_shift_moves_each_image_within_bounds():
+    rng = np.random.default_rng(0)
+    x = np.zeros((50, 1, 32, 32), dtype=np.float32)
+    x[:, 0, 16, 16] = 1.0
+    shifted = random_shift(x, 2, rng)
+    positions = np.argwhere(shifted[:, 0] == 1.0)
+    assert len(positions) == 50 and np.all(np.abs(positions[:, 1:] - 16) <= 2)
+    assert len({tuple(p) for p in positions[:, 1:]}) > 5
+
+
+def run_cli(*args, env_dir):
+    env = {**os.environ, "LENET_MNIST_DIR": str(env_dir)}
+    return subprocess.run([sys.executable, "-m", "lenet_core", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=900)
+
+
+def test_cli_one_epoch_reaches_97_percent(tmp_path, mnist_root):
+    """The whole pipeline on all of MNIST: one epoch of the default recipe, then `evaluate`."""
+    out = tmp_path / "weights.npz"
+    result = run_cli("train", "--epochs", "1", "--out", str(out), "--quiet", env_dir=mnist_root)
+    assert result.returncode == 0, result.stderr
+    assert "epoch  1" in result.stdout
+    model = load_weights(LeNet5(), out)
+    result = run_cli("evaluate", str(out), env_dir=mnist_root)
+    assert result.returncode == 0, result.stderr
+    accuracy = float(result.stdout.split("test accuracy ")[1].split("%")[0]) / 100
+    print(result.stdout)
+    assert accuracy >= 0.97
+    assert model.num_parameters() == 61706
+
+
+def test_cli_errors(tmp_path, mnist_root):
+    result = run_cli("train", "--optimizer", "rmsprop", env_dir=mnist_root)
+    assert result.returncode != 0 and "invalid choice: 'rmsprop'" in result.stderr
+    result = run_cli("evaluate", str(tmp_path / "missing.npz"), env_dir=mnist_root)
+    assert result.returncode != 0 and "missing.npz does not exist" in result.stderr
