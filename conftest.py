@@ -10,5 +10,3 @@ from pathlib import Path
 _shared = Path(__file__).resolve().parent.parent / "shared" / "mnist"
 if not os.environ.get("LENET_MNIST_DIR") and _shared.is_dir():
     os.environ["LENET_MNIST_DIR"] = str(_shared)
-# Notebooks draw figures without a screen.
-os.environ.setdefault("MPLBACKEND", "Agg")

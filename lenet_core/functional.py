@@ -1,4 +1,4 @@
-"""Convolution and pooling as plain functions: naive loops for teaching, im2col for speed.
+"""Convolution and pooling as plain functions: naive loops for teaching, unfolded windows for speed.
 
 Every function takes and returns NumPy arrays in PyTorch's layouts:
 
@@ -11,8 +11,11 @@ The output size of a convolution or pooling window along one axis is::
     out = (size + 2 * padding - kernel) // stride + 1
 
 What deep-learning libraries call "convolution" is a cross-correlation: the kernel slides over the
-input *without* being flipped. The naive loops below say so literally; the vectorised versions
-unfold every window into a row of a matrix (``im2col``) so the whole layer becomes one matrix product.
+input *without* being flipped. The naive loops below say so literally. ``im2col`` unfolds every
+window into a row of a matrix, so that a whole layer becomes one matrix product; the fast engine
+(:func:`conv2d`, :func:`pool2d` and their backward passes, used by the layers) does the same with the
+windows as columns, one matrix per image (:func:`unfold`), which keeps every result in NCHW order.
+Tests check the fast functions against the naive loops in float64.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ __all__ = [
     "output_size",
     "im2col",
     "col2im",
+    "unfold",
+    "fold",
+    "Workspace",
     "conv2d",
     "conv2d_backward",
     "conv2d_naive",
@@ -215,74 +221,215 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
     return xp[:, :, ph:ph + H, pw:pw + Wd]
 
 
-def conv2d(x, W, b, stride=1, padding=0):
+# ----------------------------------------------------------------------------------------------
+# The fast engine. Same maths as above, arranged for speed:
+#
+# - ``unfold`` puts the windows in the *columns* of one matrix per image, (N, C*KH*KW, OH*OW), the
+#   layout of ``torch.nn.functional.unfold``. Then ``W.reshape(F, -1) @ cols`` is a batch of N
+#   matrix products whose result (N, F, OH*OW) is already in NCHW order: no transpose, no copy.
+#   (With im2col's rows, the product comes out as (N, OH, OW, F) and must be transposed.)
+# - Every loop runs over the KH*KW offsets inside a window, never over pixels or images: offset
+#   (p, q) of *all* windows of *all* images is one strided slice of the input.
+# - Scratch arrays (the columns, their gradient) can be handed in through ``out=``/``cols=`` and
+#   reused from one call to the next; arrays that are returned to the caller are always new.
+# ----------------------------------------------------------------------------------------------
+
+class Workspace:
+    """Named scratch arrays kept from one call to the next, so the hot path does not allocate them.
+
+    ``ws.get("cols", shape, dtype)`` returns an uninitialised array of that shape, backed by a
+    buffer kept under that name. The buffer is reused (its old contents overwritten) while it is
+    large enough and grows when a larger array is asked for, so batches of different sizes share it.
+    Only for arrays that stay inside a layer: anything handed to the caller must be a new array.
+    """
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape, dtype) -> np.ndarray:
+        shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+        size = int(np.prod(shape))
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.dtype != dtype or buffer.size < size:
+            buffer = self._buffers[name] = np.empty(size, dtype=dtype)
+        return buffer[:size].reshape(shape)
+
+    def nbytes(self) -> int:
+        """Bytes held by all buffers."""
+        return sum(b.nbytes for b in self._buffers.values())
+
+
+def _conv_geometry(x_shape, kernel_size, stride, padding):
+    (kh, kw) = _pair(kernel_size, "kernel_size")
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    _, _, H, Wd = x_shape
+    return (kh, kw), (sh, sw), (ph, pw), output_size(H, kh, sh, ph), output_size(Wd, kw, sw, pw)
+
+
+def _whole_image(x_shape, kernel, padding) -> bool:
+    """True when the kernel covers the whole unpadded input: a single window per image (LeNet's C5)."""
+    return padding == (0, 0) and tuple(kernel) == tuple(x_shape[2:])
+
+
+def unfold(x, kernel_size, stride=1, padding=0, out=None):
+    """Windows as columns, one matrix per image: x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW).
+
+    Column ``i*OW + j`` of ``cols[n]`` is the window of image ``n`` at output position ``(i, j)``,
+    flattened in ``(C, KH, KW)`` order, like a row of ``W.reshape(F, -1)``: this is :func:`im2col`
+    transposed per image. ``out``, if given, is a C-contiguous array of that shape and of x's dtype
+    to fill (a reused buffer); otherwise a new one is allocated. When the kernel covers the whole
+    image (one window per image), the columns are ``x`` itself, reshaped, and nothing is copied.
+    """
+    _check_images(x)
+    (kh, kw), (sh, sw), (ph, pw), OH, OW = _conv_geometry(x.shape, kernel_size, stride, padding)
+    N, C = x.shape[:2]
+    if _whole_image(x.shape, (kh, kw), (ph, pw)):
+        return x.reshape(N, C * kh * kw, 1)
+    if out is None:
+        out = np.empty((N, C * kh * kw, OH * OW), dtype=x.dtype)
+    elif out.shape != (N, C * kh * kw, OH * OW) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous array of shape {(N, C * kh * kw, OH * OW)}, "
+                         f"got shape {out.shape}")
+    xp = _pad(x, ph, pw)
+    cols = out.reshape(N, C, kh, kw, OH, OW)                       # a view: writing it fills out
+    for p in range(kh):
+        for q in range(kw):
+            cols[:, :, p, q] = xp[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw]
+    return out
+
+
+def fold(cols, x_shape, kernel_size, stride=1, padding=0):
+    """The adjoint of :func:`unfold`: add every column back onto its window. Returns a new (N, C, H, W) array.
+
+    cols: (N, C*KH*KW, OH*OW). Overlapping windows add up; the loop runs over the KH*KW offsets.
+    """
+    (kh, kw), (sh, sw), (ph, pw), OH, OW = _conv_geometry(x_shape, kernel_size, stride, padding)
+    N, C, H, Wd = x_shape
+    if _whole_image(x_shape, (kh, kw), (ph, pw)):
+        return cols.reshape(x_shape).copy()
+    patches = cols.reshape(N, C, kh, kw, OH, OW)
+    xp = np.zeros((N, C, H + 2 * ph, Wd + 2 * pw), dtype=cols.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            xp[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw] += patches[:, :, p, q]
+    if ph or pw:
+        return xp[:, :, ph:ph + H, pw:pw + Wd].copy()
+    return xp
+
+
+def conv2d(x, W, b, stride=1, padding=0, *, cols=None):
     """Vectorised :func:`conv2d_naive`. Returns ``(out, cols)``; keep ``cols`` for the backward pass.
 
-    x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW), cols: (N*OH*OW, C*KH*KW).
+    x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW) (a new, C-contiguous array),
+    cols: (N, C*KH*KW, OH*OW), the windows as columns (see :func:`unfold`). ``cols=`` optionally
+    passes a buffer of that shape to fill instead of allocating one.
+
+    The whole layer is one batched matrix product: ``out[n] = W.reshape(F, -1) @ cols[n] + b``.
     """
     _check_images(x)
     F, C, KH, KW = W.shape
     if x.shape[1] != C:
         raise ValueError(f"x has {x.shape[1]} channels but W expects {C} (x shape {x.shape})")
-    N, _, H, Wd = x.shape
-    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
-    OH, OW = output_size(H, KH, sh, ph), output_size(Wd, KW, sw, pw)
-    cols = im2col(x, (KH, KW), (sh, sw), (ph, pw))
-    out = cols @ W.reshape(F, -1).T + b                            # (N*OH*OW, F)
-    return out.reshape(N, OH, OW, F).transpose(0, 3, 1, 2), cols
+    N = x.shape[0]
+    _, _, _, OH, OW = _conv_geometry(x.shape, (KH, KW), stride, padding)
+    cols = unfold(x, (KH, KW), stride, padding, out=cols)
+    W2 = W.reshape(F, -1)                                          # (F, C*KH*KW)
+    if OH * OW == 1:
+        # one window per image: a single (N, K) @ (K, F) product beats N matrix-vector products
+        out = cols[:, :, 0] @ W2.T                                 # (N, F)
+        out += b
+    else:
+        out = np.matmul(W2, cols)                                  # (F, K) @ (N, K, P) -> (N, F, P)
+        out += b[:, None]
+    return out.reshape(N, F, OH, OW), cols
 
 
-def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True):
+def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *, dcols=None):
     """Gradients of :func:`conv2d` from its cached ``cols``.
 
     dout: (N, F, OH, OW) -> dx: (N, C, H, W) (``None`` if ``need_dx`` is false), dW: W's shape, db: (F,).
-    ``dW = dout^T cols`` and ``dcols = dout W``; col2im then folds ``dcols`` back onto the image,
-    which amounts to a full convolution of ``dout`` with the flipped kernel.
+    Per image, ``dW += dout[n] cols[n]^T`` and ``dcols[n] = W^T dout[n]``; :func:`fold` then adds
+    ``dcols`` back onto the image, which amounts to a full convolution of ``dout`` with the flipped
+    kernel. ``cols`` may also be im2col's rows (N*OH*OW, C*KH*KW). ``dcols=`` optionally passes a
+    scratch buffer of shape (N, C*KH*KW, OH*OW) (dtype of ``dout @ W``) for the column gradient.
     """
-    F = W.shape[0]
-    dout_rows = dout.transpose(0, 2, 3, 1).reshape(-1, F)          # (N*OH*OW, F)
-    dW = (dout_rows.T @ cols).reshape(W.shape)
-    db = dout_rows.sum(axis=0)
+    N, F, OH, OW = dout.shape
+    W2 = W.reshape(F, -1)                                          # (F, K)
+    if cols.ndim == 2:                                             # im2col's rows: view them as columns
+        cols = cols.reshape(N, OH * OW, -1).transpose(0, 2, 1)
+    d3 = dout.reshape(N, F, OH * OW)
+    db = d3.sum(axis=2).sum(axis=0)                                # the contiguous axis first: faster
     dx = None
+    if OH * OW == 1:                                               # one window per image: plain products
+        d2 = d3[:, :, 0]                                           # (N, F)
+        dW = d2.T @ cols[:, :, 0]
+        if need_dx:
+            dx = fold((d2 @ W2)[:, :, None], x_shape, W.shape[2:], stride, padding)
+        return dx, dW.reshape(W.shape), db
+    dW = np.matmul(d3, cols.transpose(0, 2, 1)).sum(axis=0)       # sum over n of (F, P) @ (P, K)
     if need_dx:
-        dx = col2im(dout_rows @ W.reshape(F, -1), x_shape, W.shape[2:], stride, padding)
-    return dx, dW, db
+        dcols = np.matmul(W2.T, d3, out=dcols)                     # (K, F) @ (N, F, P) -> (N, K, P)
+        dx = fold(dcols, x_shape, W.shape[2:], stride, padding)
+    return dx, dW.reshape(W.shape), db
+
+
+def _pool_geometry(x_shape, kernel_size, stride):
+    (kh, kw) = _pair(kernel_size, "kernel_size")
+    (sh, sw) = _pair(kernel_size if stride is None else stride, "stride")
+    _, _, H, Wd = x_shape
+    return (kh, kw), (sh, sw), output_size(H, kh, sh), output_size(Wd, kw, sw)
 
 
 def pool2d(x, kernel_size, stride=None, mode="max"):
     """Vectorised pooling. x: (N, C, H, W) -> ``(out, cache)`` with out: (N, C, OH, OW).
 
-    ``cache`` holds what :func:`pool2d_backward` needs: for max pooling, the index of the winning
-    position inside each window (first maximum in row-major order, as in PyTorch).
+    Loops over the KH*KW offsets inside a window (4 for 2x2): ``x[:, :, p::sh, q::sw]`` (cut to
+    OH x OW) holds the pixel at offset (p, q) of every window, so average pooling is the mean of
+    these slices and max pooling their running maximum. ``cache`` holds what :func:`pool2d_backward`
+    needs: for max pooling, the offset ``p*KW + q`` of each window's winner (the first maximum in
+    row-major order, as in PyTorch); for average pooling, ``None``.
     """
     _check_images(x)
-    (kh, kw) = _pair(kernel_size, "kernel_size")
-    (sh, sw) = _pair(kernel_size if stride is None else stride, "stride")
+    (kh, kw), (sh, sw), OH, OW = _pool_geometry(x.shape, kernel_size, stride)
     _pool_reducer(mode)
-    N, C, H, Wd = x.shape
-    OH, OW = output_size(H, kh, sh), output_size(Wd, kw, sw)
-    windows = _windows(x, kh, kw, sh, sw)                          # (N, C, OH, OW, KH, KW)
+
+    def at(p, q):                                                  # offset (p, q) of every window
+        return x[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw]
+
+    out = at(0, 0).copy()
     if mode == "avg":
-        return windows.mean(axis=(4, 5)), None
-    flat = windows.reshape(N, C, OH, OW, kh * kw)
-    argmax = flat.argmax(axis=4)
-    out = np.take_along_axis(flat, argmax[..., None], axis=4)[..., 0]
+        for k in range(1, kh * kw):
+            out += at(*divmod(k, kw))
+        out /= kh * kw
+        return out, None
+    argmax = np.zeros(out.shape, dtype=np.intp)
+    for k in range(1, kh * kw):
+        candidate = at(*divmod(k, kw))
+        better = candidate > out                                   # strict: ties keep the first maximum
+        np.copyto(out, candidate, where=better)
+        argmax[better] = k
     return out, argmax
 
 
 def pool2d_backward(dout, cache, x_shape, kernel_size, stride=None, mode="max"):
-    """Gradient of :func:`pool2d`. dout: (N, C, OH, OW) -> dx: x_shape.
+    """Gradient of :func:`pool2d`. dout: (N, C, OH, OW) -> dx: x_shape (a new array).
 
-    Loops over the KH*KW offsets inside a window (4 for 2x2), adding each window's share in place.
+    Loops over the KH*KW offsets inside a window (4 for 2x2), sending each window's share to the
+    pixel at that offset. When the windows tile the image (stride = kernel, LeNet's case) every pixel
+    belongs to at most one window, so the shares are written, not added, into an uninitialised array.
     """
-    (kh, kw) = _pair(kernel_size, "kernel_size")
-    (sh, sw) = _pair(kernel_size if stride is None else stride, "stride")
+    (kh, kw), (sh, sw), OH, OW = _pool_geometry(x_shape, kernel_size, stride)
     _pool_reducer(mode)
-    _, _, OH, OW = dout.shape
-    dx = np.zeros(x_shape, dtype=dout.dtype)
+    tiles = (sh, sw) == (kh, kw)
+    covered = tiles and (OH * kh, OW * kw) == tuple(x_shape[2:])  # every pixel in exactly one window
+    dx = (np.empty if covered else np.zeros)(x_shape, dtype=dout.dtype)
     share = dout / (kh * kw) if mode == "avg" else None
-    for p in range(kh):
-        for q in range(kw):
-            grad = share if mode == "avg" else np.where(cache == p * kw + q, dout, 0)
-            dx[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw] += grad
+    for k in range(kh * kw):
+        p, q = divmod(k, kw)
+        grad = share if mode == "avg" else np.where(cache == k, dout, 0)
+        target = dx[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw]
+        if tiles:
+            target[...] = grad
+        else:
+            target += grad
     return dx

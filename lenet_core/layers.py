@@ -68,11 +68,15 @@ class Layer:
 
 
 class Conv2d(Layer):
-    """2-D convolution (cross-correlation), vectorised with im2col.
+    """2-D convolution (cross-correlation), vectorised: one batched matrix product over unfolded windows.
 
     x: (N, in_channels, H, W) -> (N, out_channels, OH, OW), OH = (H + 2*padding - kh) // stride + 1.
     Parameters: ``W`` (out_channels, in_channels, kh, kw), ``b`` (out_channels,).
-    Set ``need_input_grad = False`` on a first layer whose input gradient nobody reads to skip col2im.
+    Set ``need_input_grad = False`` on a first layer whose input gradient nobody reads to skip the fold
+    (col2im) of the backward pass.
+
+    The unfolded windows (``cols``) and their gradient live in a :class:`~lenet_core.functional.Workspace`
+    that is reused from batch to batch; what ``forward`` and ``backward`` return is always a new array.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, *,
@@ -88,18 +92,31 @@ class Conv2d(Layer):
                        "b": np.zeros(out_channels, dtype=dtype)}
         self._zero_grads()
         self.need_input_grad = True
+        self.workspace = Fn.Workspace()
+
+    def _scratch(self, name, x_shape, dtype):
+        """A reused (N, C*kh*kw, OH*OW) buffer for an input of shape ``x_shape``."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        n, c, h, w = x_shape
+        oh, ow = Fn.output_size(h, kh, sh, ph), Fn.output_size(w, kw, sw, pw)
+        return self.workspace.get(name, (n, c * kh * kw, oh * ow), dtype)
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}")
-        out, self._cols = Fn.conv2d(x, self.params["W"], self.params["b"], self.stride, self.padding)
+        W, b = self.params["W"], self.params["b"]
+        out, self._cols = Fn.conv2d(x, W, b, self.stride, self.padding,
+                                    cols=self._scratch("cols", x.shape, x.dtype))
         self._x_shape = x.shape
         return out
 
     def backward(self, dout):
+        W = self.params["W"]
+        dcols = (self._scratch("dcols", self._x_shape, np.result_type(dout, W))
+                 if self.need_input_grad else None)
         dx, self.grads["W"], self.grads["b"] = Fn.conv2d_backward(
-            dout, self._cols, self._x_shape, self.params["W"], self.stride, self.padding,
-            need_dx=self.need_input_grad)
+            dout, self._cols, self._x_shape, W, self.stride, self.padding,
+            need_dx=self.need_input_grad, dcols=dcols)
         return dx
 
     def extra_repr(self):
@@ -181,7 +198,10 @@ class Tanh(Layer):
         return self._y
 
     def backward(self, dout):
-        return dout * (1 - self._y * self._y)
+        grad = np.multiply(self._y, self._y, dtype=np.result_type(self._y, dout))
+        np.subtract(1, grad, out=grad)                             # 1 - y^2, in one new array
+        grad *= dout
+        return grad
 
 
 class Sigmoid(Layer):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ._files import atomic_write
 from .layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, Tanh, _rng
 
 __all__ = ["Sequential", "LeNet5", "save_weights", "load_weights"]
@@ -150,19 +149,7 @@ def LeNet5(seed=0, dtype=np.float32) -> Sequential:
 
 def save_weights(model: Sequential, path) -> Path:
     """Write ``model.state_dict()`` to ``path`` as ``.npz``, atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise ValueError(f"weights file must end in .npz, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **model.state_dict())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, ".npz", lambda f: np.savez(f, **model.state_dict()))
 
 
 def load_weights(model: Sequential, path) -> Sequential:

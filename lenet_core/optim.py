@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "Adam", "StepLR", "CosineAnnealingLR", "make_optimizer"]
+__all__ = ["Optimizer", "SGD", "Adam", "StepLR", "CosineAnnealingLR", "make_optimizer", "make_scheduler"]
 
 
 class Optimizer:
@@ -142,3 +142,15 @@ def make_optimizer(name: str, params, lr: float, **kwargs) -> Optimizer:
     if name == "adam":
         return Adam(params, lr, **kwargs)
     raise ValueError(f"unknown optimizer {name!r}; choose 'sgd', 'momentum' or 'adam'")
+
+
+def make_scheduler(name, optimizer: Optimizer, epochs: int):
+    """``"cosine"`` (to 0 over ``epochs``), ``"step"`` (x0.1 every ``max(1, epochs // 3)`` epochs) or
+    ``"none"``/``None`` (returns ``None``); unknown names are an error."""
+    if name == "cosine":
+        return CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "step":
+        return StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+    if name in ("none", None):
+        return None
+    raise ValueError(f"unknown schedule {name!r}; choose 'cosine', 'step' or 'none'")

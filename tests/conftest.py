@@ -1,6 +1,9 @@
 """Shared fixtures. MNIST comes from ``$LENET_MNIST_DIR`` or ``../shared/mnist`` beside the repository."""
 
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,3 +34,29 @@ def mnist(mnist_root):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@dataclass(frozen=True)
+class BookBuild:
+    """One HTML build of the book: what ``jupyter-book build`` returned and where the HTML is."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    html: Path
+
+
+@pytest.fixture(scope="session")
+def book_build(tmp_path_factory) -> BookBuild:
+    """Build the book ONCE per test run, warnings as errors, into a temporary folder.
+
+    Shared by the zero-warning test (tests/test_book.py) and the browser test
+    (tests/test_browser.py). ``--keep-going`` writes every page it can even when a warning
+    fails the build, so the browser test still checks the pages that did build.
+    """
+    out = tmp_path_factory.mktemp("book")
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jupyter_book), "build", str(REPO), "--path-output", str(out),
+                             "--warningiserror", "--nitpick", "--keep-going"],
+                            capture_output=True, text=True, timeout=600)
+    return BookBuild(result.returncode, result.stdout, result.stderr, out / "_build" / "html")

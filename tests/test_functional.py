@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from lenet_core import Conv2d, LeNet5
 from lenet_core import functional as F
 
 # (N, C, H, W), (F, KH, KW), stride, padding: batch 1 and 7, padding, stride 2, non-square everything
@@ -12,6 +13,9 @@ CONV_CASES = [
     ((2, 2, 8, 11), (3, 5, 5), 1, 2),
     ((3, 2, 7, 10), (5, 3, 3), (2, 3), (0, 1)),
     ((1, 1, 32, 32), (6, 5, 5), 1, 0),
+    ((3, 4, 5, 5), (6, 5, 5), 1, 0),           # the kernel covers the whole image (LeNet's C5)
+    ((2, 2, 4, 6), (3, 4, 6), 2, 0),           # ... non-square
+    ((2, 3, 3, 3), (4, 5, 5), 1, 1),           # one window per image, but over a padded image
 ]
 
 
@@ -37,7 +41,10 @@ def test_conv_fast_equals_naive(rng, x_shape, w_shape, stride, padding):
         assert close(fast, naive)
 
 
-POOL_CASES = [((1, 1, 4, 4), 2, None), ((7, 3, 9, 7), 3, 2), ((2, 2, 6, 9), (2, 3), (1, 2)), ((3, 6, 28, 28), 2, 2)]
+POOL_CASES = [((1, 1, 4, 4), 2, None), ((7, 3, 9, 7), 3, 2), ((2, 2, 6, 9), (2, 3), (1, 2)), ((3, 6, 28, 28), 2, 2),
+              ((2, 3, 7, 9), 2, 2),                # the windows tile the image but miss its last row and column
+              ((2, 2, 6, 9), (2, 3), None),        # non-square tiles
+              ((1, 2, 8, 8), 2, 3)]                # stride > kernel: gaps between the windows
 
 
 @pytest.mark.parametrize("mode", ["avg", "max"])
@@ -100,3 +107,121 @@ def test_bad_shapes_are_named(rng):
         F.conv2d(rng.standard_normal((1, 3, 5, 5)), rng.standard_normal((1, 2, 3, 3)), np.zeros(1))
     with pytest.raises(ValueError, match="unknown pooling mode 'min'"):
         F.pool2d(rng.standard_normal((1, 1, 4, 4)), 2, mode="min")
+
+
+# ------------------------------------------------------------------------------------------------
+# The fast engine's own pieces: unfold/fold, reused buffers, the layer's workspace.
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("x_shape,kernel,stride,padding", [((2, 3, 7, 6), (3, 2), (2, 1), (1, 1)),
+                                                           ((3, 1, 8, 8), 5, 1, 0), ((2, 4, 5, 5), 5, 1, 0)])
+def test_unfold_is_im2col_per_image_and_fold_is_its_adjoint(rng, x_shape, kernel, stride, padding):
+    x = rng.standard_normal(x_shape)
+    cols = F.unfold(x, kernel, stride, padding)
+    rows = F.im2col(x, kernel, stride, padding)                   # (N*OH*OW, K)
+    n = x_shape[0]
+    assert cols.shape == (n, rows.shape[1], rows.shape[0] // n)
+    assert np.array_equal(cols, rows.reshape(n, -1, rows.shape[1]).transpose(0, 2, 1))
+    c = rng.standard_normal(cols.shape)
+    assert np.isclose(np.sum(cols * c), np.sum(x * F.fold(c, x.shape, kernel, stride, padding)), rtol=1e-12)
+    assert np.allclose(F.fold(c, x.shape, kernel, stride, padding),
+                       F.col2im(c.transpose(0, 2, 1).reshape(rows.shape), x.shape, kernel, stride, padding),
+                       rtol=0, atol=1e-12)
+
+
+def test_fold_returns_a_new_array(rng):
+    """Even when nothing needs adding (one window per image), fold must not hand out its input."""
+    c = rng.standard_normal((2, 4 * 25, 1))
+    dx = F.fold(c, (2, 4, 5, 5), 5)
+    assert not np.shares_memory(dx, c)
+    assert np.array_equal(dx.reshape(2, -1), c[:, :, 0])
+
+
+def test_unfold_into_a_buffer_and_reject_a_wrong_one(rng):
+    x = rng.standard_normal((3, 2, 6, 6))
+    buffer = np.full((3, 2 * 9, 16), np.nan)
+    cols = F.unfold(x, 3, out=buffer)
+    assert cols is buffer and np.array_equal(buffer, F.unfold(x, 3))
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous array of shape \(3, 18, 16\)"):
+        F.unfold(x, 3, out=np.empty((3, 18, 15)))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        F.unfold(x, 3, out=np.empty((3, 16, 18)).transpose(0, 2, 1))
+
+
+def test_conv_backward_accepts_im2col_rows(rng):
+    x, W = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2))
+    dout = rng.standard_normal(F.conv2d_naive(x, W, np.zeros(4), 2, 1).shape)
+    rows = F.im2col(x, (3, 2), 2, 1)
+    for a, b in zip(F.conv2d_backward(dout, rows, x.shape, W, 2, 1), F.conv2d_backward_naive(dout, x, W, 2, 1)):
+        assert close(a, b)
+
+
+def test_workspace_reuses_grows_and_follows_dtype():
+    ws = F.Workspace()
+    a = ws.get("cols", (4, 5), np.float32)
+    b = ws.get("cols", (2, 3), np.float32)                         # smaller: the same memory
+    assert b.shape == (2, 3) and np.shares_memory(a, b)
+    c = ws.get("cols", (10, 10), np.float32)                       # larger: a new buffer
+    assert c.shape == (10, 10) and not np.shares_memory(a, c)
+    d = ws.get("cols", (10, 10), np.float64)                       # other dtype: a new buffer
+    assert d.dtype == np.float64 and not np.shares_memory(c, d)
+    assert not np.shares_memory(d, ws.get("dcols", (10, 10), np.float64))   # names are separate
+    assert ws.nbytes() == 2 * 100 * 8
+
+
+@pytest.mark.parametrize("make,x_shape", [(lambda: Conv2d(3, 4, 3, stride=2, padding=1, rng=0, dtype=np.float64),
+                                           (3, 9, 7)),
+                                          (lambda: Conv2d(6, 16, 5, rng=0, dtype=np.float64), (6, 14, 14)),
+                                          (lambda: Conv2d(16, 12, 5, rng=0, dtype=np.float64), (16, 5, 5))])
+def test_conv_layer_buffers_survive_changing_batch_sizes(rng, make, x_shape):
+    """The layer reuses its column buffers from batch to batch; results must stay exact (== naive)
+    whatever the batch sizes, and arrays returned earlier must not change afterwards."""
+    layer = make()
+    W, b = layer.params["W"], layer.params["b"]
+    kept = []
+    for n in [7, 2, 9, 1, 7]:
+        x = rng.standard_normal((n, *x_shape))
+        out = layer.forward(x)
+        dout = rng.standard_normal(out.shape)
+        dx = layer.backward(dout)
+        ref_out = F.conv2d_naive(x, W, b, layer.stride, layer.padding)
+        ref_dx, ref_dW, ref_db = F.conv2d_backward_naive(dout, x, W, layer.stride, layer.padding)
+        assert close(out, ref_out) and close(dx, ref_dx)
+        assert close(layer.grads["W"], ref_dW) and close(layer.grads["b"], ref_db)
+        kept.append((out, out.copy(), dx, dx.copy()))
+    for out, out_then, dx, dx_then in kept:                        # nothing handed out was overwritten
+        assert np.array_equal(out, out_then) and np.array_equal(dx, dx_then)
+
+
+def test_conv_layer_forward_twice_then_backward_uses_the_last_input(rng):
+    layer = Conv2d(2, 3, 3, rng=0, dtype=np.float64)
+    x1, x2 = rng.standard_normal((4, 2, 6, 6)), rng.standard_normal((5, 2, 6, 6))
+    layer.forward(x1)
+    out = layer.forward(x2)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    ref_dx, ref_dW, _ = F.conv2d_backward_naive(dout, x2, layer.params["W"])
+    assert close(dx, ref_dx) and close(layer.grads["W"], ref_dW)
+
+
+def test_conv_layer_without_input_gradient(rng):
+    layer = Conv2d(1, 6, 5, rng=0, dtype=np.float64)
+    layer.need_input_grad = False
+    x = rng.standard_normal((3, 1, 12, 12))
+    dout = rng.standard_normal(layer.forward(x).shape)
+    assert layer.backward(dout) is None
+    _, ref_dW, ref_db = F.conv2d_backward_naive(dout, x, layer.params["W"])
+    assert close(layer.grads["W"], ref_dW) and close(layer.grads["b"], ref_db)
+
+
+def test_float32_lenet_matches_float64(rng):
+    """The float32 engine computes the same function as float64, to float32 precision."""
+    model32, model64 = LeNet5(seed=5), LeNet5(seed=5).astype(np.float64)
+    x = rng.standard_normal((9, 1, 32, 32))
+    out32, out64 = model32.forward(x.astype(np.float32)), model64.forward(x)
+    assert out32.dtype == np.float32 and out32.flags.c_contiguous
+    assert np.allclose(out32, out64, rtol=1e-4, atol=1e-5)
+    g = rng.standard_normal(out64.shape)
+    dx32, dx64 = model32.backward(g.astype(np.float32)), model64.backward(g)
+    assert dx32.dtype == np.float32
+    assert np.allclose(dx32, dx64, rtol=1e-4, atol=1e-5 * np.abs(dx64).max())

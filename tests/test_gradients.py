@@ -23,7 +23,11 @@ LAYER_CASES = [
     ("conv padding, stride 2, non-square, batch 7", lambda: Conv2d(3, 4, (3, 2), stride=2, padding=1), (7, 3, 9, 7)),
     ("conv stride (2, 3), padding (0, 2)", lambda: Conv2d(2, 3, 3, stride=(2, 3), padding=(0, 2)), (2, 2, 8, 10)),
     ("conv 5x5 padding 2", lambda: Conv2d(2, 3, 5, padding=2), (2, 2, 7, 9)),
+    ("conv kernel covers the whole input", lambda: Conv2d(4, 5, 5), (3, 4, 5, 5)),
+    ("conv whole input, non-square", lambda: Conv2d(2, 3, (3, 4)), (2, 2, 3, 4)),
     ("avg pool 2x2", lambda: AvgPool2d(2), (7, 3, 8, 6)),
+    ("avg pool 2x2 on odd sizes (last row and column unused)", lambda: AvgPool2d(2), (2, 3, 7, 9)),
+    ("avg pool stride > kernel", lambda: AvgPool2d(2, stride=3), (2, 2, 8, 8)),
     ("avg pool overlapping 3/2, non-square", lambda: AvgPool2d(3, stride=2), (1, 2, 9, 7)),
     ("avg pool (2, 3) / (1, 2)", lambda: AvgPool2d((2, 3), stride=(1, 2)), (2, 2, 6, 9)),
     ("linear batch 1", lambda: Linear(5, 3), (1, 5)),
@@ -45,7 +49,7 @@ def test_layer_gradients(rng, name, make, shape):
     assert result.passed(TOL), f"{name}\n{result}"
 
 
-@pytest.mark.parametrize("kernel,stride,shape", [(2, None, (7, 3, 8, 6)), (3, 2, (1, 2, 9, 7)),
+@pytest.mark.parametrize("kernel,stride,shape", [(2, None, (7, 3, 8, 6)), (3, 2, (1, 2, 9, 7)), (2, None, (2, 2, 7, 5)),
                                                  ((2, 3), (1, 2), (2, 2, 6, 9)), (3, 1, (1, 1, 5, 5))])
 def test_max_pool_gradients(rng, kernel, stride, shape):
     """Overlapping windows share their maxima; values are distinct, so every maximum is unique."""

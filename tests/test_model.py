@@ -146,3 +146,14 @@ def test_optimizer_errors():
         opt.step({"w": np.zeros(3)})
     with pytest.raises(ValueError, match="do not match"):
         opt.step({"v": np.zeros(2)})
+
+
+def test_make_scheduler():
+    from lenet_core.optim import make_scheduler
+    opt = SGD({"w": np.zeros(1)}, lr=1.0)
+    assert isinstance(make_scheduler("cosine", opt, 10), CosineAnnealingLR)
+    step = make_scheduler("step", opt, 9)
+    assert isinstance(step, StepLR) and step.step_size == 3
+    assert make_scheduler("none", opt, 10) is None
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        make_scheduler("linear", opt, 10)

@@ -10,7 +10,7 @@ import pytest
 from lenet_core import LeNet5, load_weights
 from lenet_core.data import prepare
 from lenet_core.optim import SGD
-from lenet_core.train import evaluate, fit, predict, predict_proba, random_shift
+from lenet_core.train import DEFAULT_RECIPE, History, evaluate, fit, predict, predict_proba, random_shift
 
 from conftest import REPO
 
@@ -33,7 +33,37 @@ def test_fit_learns_and_is_deterministic(small):
     assert h1["epoch"] == [1, 2] and len(h1["seconds"]) == 2 and all(s > 0 for s in h1["seconds"])
     assert h1["loss"][1] < h1["loss"][0]
     assert h1["val_acc"][-1] > 0.85                                    # 2,000 images, 2 epochs
-    assert h1["lr"][0] == 0.05 and h1["lr"][1] < 0.05                  # the cosine schedule moved
+    assert h1["lr"][0] == DEFAULT_RECIPE["lr"] and h1["lr"][1] < h1["lr"][0]   # the cosine schedule moved
+
+
+def test_fit_with_augmentation_is_deterministic_and_differs(small):
+    x, y, _, _ = small
+    x, y = x[:256], y[:256]
+    runs = [fit(LeNet5(seed=3), x, y, epochs=1, batch_size=64, augment=2, seed=s, quiet=True)["loss"]
+            for s in (1, 1, 2)]
+    plain = fit(LeNet5(seed=3), x, y, epochs=1, batch_size=64, seed=1, quiet=True)["loss"]
+    assert runs[0] == runs[1]                                          # same seed, same numbers
+    assert runs[0] != runs[2] and runs[0] != plain                     # the shifts did something
+
+
+def test_history_json_roundtrip(tmp_path):
+    h = History()
+    for i, val in enumerate([(0.3, 0.9), (None, None)], 1):
+        for key, value in zip(History.KEYS, (i, 0.5 / i, 0.8 + i / 100, *val, 0.05 / i, 1.5)):
+            h[key].append(value)
+    path = h.save(tmp_path / "sub" / "h.json")
+    back = History.load(path)
+    assert isinstance(back, History) and back == h and back["val_acc"] == [0.9, None]
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["h.json"]   # no temporary file left
+    with pytest.raises(ValueError, match=r"must end in \.json"):
+        h.save(tmp_path / "h.txt")
+    (tmp_path / "bad.json").write_text('{"epoch": [1], "loss": [0.1]}')
+    with pytest.raises(ValueError, match=r"bad.json is not a training history: missing \['train_acc'"):
+        History.load(tmp_path / "bad.json")
+    (tmp_path / "ragged.json").write_text(
+        '{"epoch": [1, 2], "loss": [0.1], "train_acc": [1], "val_loss": [1], "val_acc": [1], "lr": [1], "seconds": [1]}')
+    with pytest.raises(ValueError, match="different lengths"):
+        History.load(tmp_path / "ragged.json")
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -82,10 +112,14 @@ def run_cli(*args, env_dir):
 
 def test_cli_one_epoch_reaches_97_percent(tmp_path, mnist_root):
     """The whole pipeline on all of MNIST: one epoch of the default recipe, then `evaluate`."""
-    out = tmp_path / "weights.npz"
-    result = run_cli("train", "--epochs", "1", "--out", str(out), "--quiet", env_dir=mnist_root)
+    out, hist = tmp_path / "weights.npz", tmp_path / "history.json"
+    result = run_cli("train", "--epochs", "1", "--out", str(out), "--history", str(hist), "--quiet",
+                     env_dir=mnist_root)
     assert result.returncode == 0, result.stderr
-    assert "epoch  1" in result.stdout
+    assert "epoch  1" in result.stdout and "peak memory" in result.stdout
+    history = History.load(hist)
+    assert history["epoch"] == [1] and history["val_acc"][0] >= 0.97
+    assert f"val acc {history['val_acc'][0]:.2%}" in result.stdout
     model = load_weights(LeNet5(), out)
     result = run_cli("evaluate", str(out), env_dir=mnist_root)
     assert result.returncode == 0, result.stderr
@@ -100,3 +134,5 @@ def test_cli_errors(tmp_path, mnist_root):
     assert result.returncode != 0 and "invalid choice: 'rmsprop'" in result.stderr
     result = run_cli("evaluate", str(tmp_path / "missing.npz"), env_dir=mnist_root)
     assert result.returncode != 0 and "missing.npz does not exist" in result.stderr
+    result = run_cli("train", "--history", str(tmp_path / "h.csv"), env_dir=mnist_root)
+    assert result.returncode != 0 and "--history must end in .json" in result.stderr

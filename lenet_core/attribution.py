@@ -1,0 +1,567 @@
+"""Integrated Gradients for the scratch LeNet-5, baselines to integrate from, and a plot for the book.
+
+Integrated Gradients (Sundararajan, Taly & Yan, 2017) attributes a model output ``F`` to the input
+pixels by integrating the gradient along the straight path from a baseline ``x'`` to the input ``x``::
+
+    IG_i(x) = (x_i - x'_i) * integral_0^1 dF/dx_i (x' + a (x - x')) da
+           ~= (x_i - x'_i) * sum_k w_k dF/dx_i (x' + a_k (x - x'))
+
+The gradient ``dF/dx`` is the scratch model's own backward pass (:meth:`Sequential.backward`), run on
+all path points at once (in chunks of ``chunk_size`` points to bound memory). *Completeness* says
+``sum_i IG_i(x) = F(x) - F(x')`` for the exact integral; the numerical gap is the
+*convergence delta* ``sum_i IG_i - (F(x) - F(x'))``, which :func:`integrated_gradients` returns.
+
+What ``F`` is
+-------------
+``output="logit"`` (the default): ``F`` is the logit of ``target``, the pre-softmax score
+``model.forward(x)[:, target]``. This is what captum's ``IntegratedGradients(twin)`` attributes for
+:class:`lenet_core.twin.TorchLeNet5`, whose forward returns logits. The logit is the natural choice:
+it is what the network computes linearly from its last features, and it does not saturate (a
+probability already near 1 barely changes along most of the path, so its attributions crowd into
+the first few path points). ``output="probability"``: ``F = softmax(logits)[target]``; captum
+matches it when the twin's forward is wrapped in a softmax (:func:`torch_forward`).
+
+Quadrature
+----------
+``method`` names one of captum's rules with exactly captum's points ``a_k`` and weights ``w_k``
+(:func:`quadrature`): ``"riemann_trapezoid"`` (default here; ``steps`` equally spaced points from 0
+to 1, end weights halved), ``"riemann_left"``, ``"riemann_right"``, ``"riemann_middle"`` and
+``"gausslegendre"`` (captum's default). captum builds the Riemann points with ``torch.linspace`` in
+float32 and casts every weight to float32, so the same rounding is applied here: scratch and captum
+then evaluate the same path (up to one float32 ulp in a few trapezoid points, where torch's
+vectorised ``linspace`` rounds differently) and agree far below 1e-6.
+
+A quirk worth knowing: captum's ``"riemann_trapezoid"`` puts ``steps`` points on [0, 1] (spacing
+``1/(steps-1)``) but weighs them with ``1/steps`` (halved at both ends), so its weights sum to
+``1 - 1/steps``: the integral, and so ``sum(attributions)``, comes out short by about
+``1/steps`` of ``F(x) - F(x')`` (2% at 50 steps, 0.5% at 200), which shows up in the convergence
+delta. ``method="trapezoid"`` (not in captum) is the textbook trapezoid rule on the same points,
+weights ``1/(steps-1)`` halved at the ends; its error falls as ``1/steps^2``.
+
+Shapes
+------
+``x`` is either one prepared image ``(1, 32, 32)`` or a batch ``(N, 1, 32, 32)``
+(:func:`lenet_core.data.prepare`). ``target`` is a class in 0..9, or for a batch a sequence of N
+classes. The baseline has the same shape as ``x``. Attributions have the shape of ``x``; the delta is a
+float for one image and an array ``(N,)`` for a batch.
+
+Note on captum's default baseline: captum integrates from ``0`` when no baseline is given. After
+:func:`lenet_core.data.prepare`, ``0`` is the *mean pixel* (a dim grey), not black. Here the default
+baseline is black, the normalised value of a 0 pixel, ``(0 - MNIST_MEAN) / MNIST_STD``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .data import MNIST_MEAN, MNIST_STD, normalize, prepare
+from .losses import softmax
+
+__all__ = ["METHODS", "OUTPUTS", "BASELINES", "quadrature", "model_output", "output_gradient",
+           "integrated_gradients", "make_baseline", "gaussian_blur", "torch_forward", "plot_attribution"]
+
+METHODS = ("riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle", "gausslegendre", "trapezoid")
+OUTPUTS = ("logit", "probability")
+BASELINES = ("black", "blur", "uniform", "mean", "zero")
+NUM_CLASSES = 10
+IMAGE_SHAPE = (1, 32, 32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks
+# ----------------------------------------------------------------------------------------------
+
+def _as_batch(x, name: str = "image") -> tuple[np.ndarray, bool]:
+    """``(1, 32, 32)`` -> ``((1, 1, 32, 32), True)``; ``(N, 1, 32, 32)`` -> ``(x, False)``; else ValueError."""
+    x = np.asarray(x)
+    if x.shape == IMAGE_SHAPE:
+        return x[None], True
+    if x.ndim == 4 and x.shape[1:] == IMAGE_SHAPE and x.shape[0] >= 1:
+        return x, False
+    raise ValueError(f"{name} must have shape (1, 32, 32) (one prepared digit) or (N, 1, 32, 32) (a batch), "
+                     f"got shape {x.shape}; use lenet_core.data.prepare on (N, 28, 28) digits")
+
+
+def _check_finite(x: np.ndarray, name: str) -> None:
+    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} must be finite numbers (got NaN, infinity or non-numeric dtype {x.dtype})")
+
+
+def _targets(target, n: int) -> np.ndarray:
+    """An int, or a sequence of ``n`` ints, in 0..9 -> int array (n,); anything else is a ValueError."""
+    t = np.asarray(target)
+    if t.dtype == bool or not np.issubdtype(t.dtype, np.integer):
+        raise ValueError(f"target must be an integer class in 0..{NUM_CLASSES - 1}, got {target!r}")
+    if t.ndim == 0:
+        t = np.full(n, int(t))
+    elif t.shape != (n,):
+        raise ValueError(f"target must be one class or {n} classes (one per image), got shape {t.shape}")
+    bad = t[(t < 0) | (t >= NUM_CLASSES)]
+    if bad.size:
+        raise ValueError(f"target {int(bad[0])} is outside 0..{NUM_CLASSES - 1}")
+    return t.astype(np.int64)
+
+
+def _check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output {output!r}; choose one of {OUTPUTS}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Quadrature: captum's points and weights, in NumPy
+# ----------------------------------------------------------------------------------------------
+
+def quadrature(method: str = "riemann_trapezoid", steps: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``alphas`` in [0, 1] and weights, both ``(steps,)`` float64, of the rule ``method``.
+
+    ``integral_0^1 f(a) da ~= sum(weights * f(alphas))``. ``"trapezoid"`` is the textbook trapezoid
+    rule in float64; every other method is captum's rule of that name, as in
+    ``captum.attr._utils.approximation_methods``: Riemann points come from a float32 ``linspace``
+    (reproduced by rounding to float32), Gauss-Legendre points from ``np.polynomial.legendre.leggauss``
+    mapped from [-1, 1] to [0, 1]; every weight is rounded to float32, as captum's
+    ``torch.tensor(step_sizes).float()`` does.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown integration method {method!r}; choose one of {METHODS}")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+        raise ValueError(f"steps must be an integer, got {steps!r}")
+    steps = int(steps)
+    minimum = 1 if method == "gausslegendre" else 2
+    if steps < minimum:
+        raise ValueError(f"{method} needs steps >= {minimum}, got {steps}")
+    n = steps
+    if method == "gausslegendre":
+        nodes, w = np.polynomial.legendre.leggauss(n)
+        alphas, weights = 0.5 * (1 + nodes), 0.5 * w
+    elif method == "trapezoid":                   # the textbook rule, not captum's: exact weights, float64
+        alphas = np.linspace(0.0, 1.0, n)
+        weights = np.full(n, 1 / (n - 1))
+        weights[[0, -1]] /= 2
+        return alphas, weights
+    else:
+        kind = method.split("_")[1]
+        start, stop = {"trapezoid": (0.0, 1.0), "left": (0.0, 1 - 1 / n),
+                       "middle": (1 / (2 * n), 1 - 1 / (2 * n)), "right": (1 / n, 1.0)}[kind]
+        alphas = np.linspace(start, stop, n).astype(np.float32).astype(np.float64)
+        weights = np.full(n, 1 / n)
+        if kind == "trapezoid":
+            weights[0] /= 2
+            weights[-1] /= 2
+    return alphas, weights.astype(np.float32).astype(np.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# F and dF/dx with the scratch model
+# ----------------------------------------------------------------------------------------------
+
+def _forward_output(model, xb: np.ndarray, t: np.ndarray, output: str, need_grad: bool):
+    """F (n,) for images xb (n, 1, 32, 32) and targets t (n,); with ``need_grad`` also dF/dx (n, 1, 32, 32)."""
+    logits = model.forward(xb)
+    rows = np.arange(len(t))
+    if output == "logit":
+        f = logits[rows, t]
+        dout = np.zeros_like(logits)
+        dout[rows, t] = 1
+    else:
+        p = softmax(logits)
+        f = p[rows, t]
+        dout = -f[:, None] * p                    # d p_t / d z_j = p_t (delta_tj - p_j)
+        dout[rows, t] += f
+    if not need_grad:
+        return f, None
+    return f, model.backward(dout)
+
+
+class _InputGradients:
+    """Context: make every layer that can skip its input gradient compute it (training turns C1's off)."""
+
+    def __init__(self, model):
+        self.layers = [layer for layer in model if hasattr(layer, "need_input_grad")]
+
+    def __enter__(self):
+        self.saved = [layer.need_input_grad for layer in self.layers]
+        for layer in self.layers:
+            layer.need_input_grad = True
+
+    def __exit__(self, *exc):
+        for layer, flag in zip(self.layers, self.saved):
+            layer.need_input_grad = flag
+
+
+def model_output(model, x, target, output: str = "logit", batch_size: int = 1000):
+    """F of the scratch ``model`` for images ``x`` ((1, 32, 32) or (N, 1, 32, 32)) and ``target``.
+
+    ``output="logit"``: the target's logit; ``"probability"``: its softmax probability. Returns a
+    float for one image, an array (N,) for a batch. Computed in the model's dtype.
+    """
+    _check_output(output)
+    xb, single = _as_batch(x)
+    t = _targets(target, len(xb))
+    xb = xb.astype(model.dtype, copy=False)
+    f = np.concatenate([_forward_output(model, xb[i:i + batch_size], t[i:i + batch_size], output, False)[0]
+                        for i in range(0, len(xb), batch_size)])
+    return float(f[0]) if single else f
+
+
+def output_gradient(model, x, target, output: str = "logit"):
+    """``(F, dF/dx)`` from one forward and one backward pass of the scratch ``model``.
+
+    x: (1, 32, 32) or (N, 1, 32, 32); returns F as a float or (N,), and dF/dx with the shape of x.
+    (The backward pass also overwrites the model's parameter gradients.)
+    """
+    _check_output(output)
+    xb, single = _as_batch(x)
+    t = _targets(target, len(xb))
+    with _InputGradients(model):
+        f, g = _forward_output(model, xb.astype(model.dtype, copy=False), t, output, True)
+    return (float(f[0]), g[0]) if single else (f, g)
+
+
+def integrated_gradients(model, x, target, baseline=None, steps: int = 50, method: str = "riemann_trapezoid",
+                         output: str = "logit", chunk_size: int = 128):
+    """Integrated Gradients of the scratch ``model``'s output ``F`` for ``target``; see the module docstring.
+
+    x: one prepared image ``(1, 32, 32)`` or a batch ``(N, 1, 32, 32)``.
+    target: a class in 0..9 (for every image) or a sequence of N classes.
+    baseline: same shape as x; ``None`` means black (:func:`make_baseline` ``("black", x)``).
+    steps, method: the quadrature (:func:`quadrature`, captum's points and weights).
+    output: ``"logit"`` (F = target logit, captum's default on a logit model) or ``"probability"``.
+    chunk_size: how many path points go through the model in one forward/backward pass.
+
+    Returns ``(attributions, delta)``: attributions with the shape of x (in the model's dtype) and the
+    convergence delta ``sum(attributions) - (F(x) - F(baseline))``, a float for one image and ``(N,)``
+    for a batch. Raises ``ValueError`` naming the problem for a target outside 0..9, an image of the
+    wrong shape, or a baseline whose shape differs from the image's.
+    """
+    _check_output(output)
+    alphas, weights = quadrature(method, steps)
+    xb, single = _as_batch(x)
+    _check_finite(xb, "image")
+    t = _targets(target, len(xb))
+    if baseline is None:
+        baseline = make_baseline("black", x)
+    baseline = np.asarray(baseline)
+    if baseline.shape != np.shape(x):
+        raise ValueError(f"baseline shape {baseline.shape} differs from the input's shape {np.shape(x)}")
+    _check_finite(baseline, "baseline")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    dtype = model.dtype
+    xb = xb.astype(dtype, copy=False)
+    bb = baseline.reshape(xb.shape).astype(dtype, copy=False)
+    diff = xb - bb
+    n = len(xb)
+    total = np.zeros_like(xb)                               # sum_k w_k dF/dx(path point k), per image
+    per_sample = min(n, chunk_size)                         # images per chunk
+    per_alpha = max(1, chunk_size // per_sample)            # path points per image per chunk
+    with _InputGradients(model):
+        for i in range(0, n, per_sample):
+            sl = slice(i, i + per_sample)
+            for k in range(0, len(alphas), per_alpha):
+                a = alphas[k:k + per_alpha].astype(dtype)
+                points = bb[None, sl] + a[:, None, None, None, None] * diff[None, sl]   # (a, m, 1, 32, 32)
+                m = points.shape[1]
+                _, g = _forward_output(model, points.reshape(-1, *IMAGE_SHAPE), np.tile(t[sl], len(a)),
+                                       output, True)
+                total[sl] += np.tensordot(weights[k:k + per_alpha].astype(dtype), g.reshape(len(a), m, -1),
+                                          axes=1).reshape(m, *IMAGE_SHAPE)
+    attributions = total * diff
+    f_x = model_output(model, xb, t, output)
+    f_b = model_output(model, bb, t, output)
+    delta = attributions.reshape(n, -1).sum(axis=1) - (f_x - f_b)
+    if single:
+        return attributions[0], float(delta[0])
+    return attributions, delta
+
+
+# ----------------------------------------------------------------------------------------------
+# Baselines
+# ----------------------------------------------------------------------------------------------
+
+def gaussian_blur(x, sigma: float) -> np.ndarray:
+    """Gaussian blur of the last two axes of ``x`` (any leading shape), in NumPy.
+
+    A separable kernel ``exp(-d^2 / (2 sigma^2))``, normalised to sum 1, truncated at
+    ``ceil(3 sigma)`` pixels; borders are extended with the edge pixels (the black background of a
+    prepared digit), so a constant image stays constant. ``sigma = 0`` returns a copy.
+    """
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"gaussian_blur needs an image with at least 2 axes, got shape {x.shape}")
+    if not sigma >= 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    if sigma == 0:
+        return x.astype(dtype, copy=True)
+    radius = int(np.ceil(3 * sigma))
+    d = np.arange(-radius, radius + 1)
+    kernel = np.exp(-d ** 2 / (2 * sigma ** 2))
+    kernel = (kernel / kernel.sum()).astype(dtype)
+    out = x.astype(dtype)
+    for axis in (-2, -1):
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(out, pad, mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, len(kernel), axis=axis)
+        out = windows @ kernel
+    return out
+
+
+def make_baseline(kind: str, x, *, sigma: float = 3.0, seed=0, images=None) -> np.ndarray:
+    """A baseline with the shape and dtype of ``x`` ((1, 32, 32) or (N, 1, 32, 32), prepared images).
+
+    - ``"black"``: every pixel the normalised value of a 0 pixel, ``(0 - MNIST_MEAN) / MNIST_STD``
+      (the value of the padding that :func:`lenet_core.data.prepare` adds), "no ink at all";
+    - ``"blur"``: ``x`` blurred with a Gaussian of ``sigma`` pixels (:func:`gaussian_blur`): the
+      digit's rough mass is kept, its strokes removed;
+    - ``"uniform"``: independent uniform noise between the normalised values of black and white,
+      from ``np.random.default_rng(seed)``;
+    - ``"mean"``: the mean digit of ``images`` (required: prepared ``(M, 1, 32, 32)`` or raw uint8
+      ``(M, 28, 28)``, e.g. the training set), repeated for every image of ``x``;
+    - ``"zero"``: all zeros, captum's default baseline, which after normalisation is the *mean pixel
+      intensity* (a dim grey), not black.
+    """
+    xb, _ = _as_batch(x, "the image a baseline is made for")
+    x = np.asarray(x)
+    dtype = x.dtype.type if np.issubdtype(x.dtype, np.floating) else np.float32
+    if kind == "black":
+        return normalize(np.zeros(x.shape, dtype=np.uint8), dtype=dtype)
+    if kind == "blur":
+        return gaussian_blur(x.astype(dtype), sigma)
+    if kind == "uniform":
+        low, high = (0 - MNIST_MEAN) / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD
+        return np.random.default_rng(seed).uniform(low, high, size=x.shape).astype(dtype)
+    if kind == "mean":
+        if images is None:
+            raise ValueError("the 'mean' baseline needs images= (e.g. the prepared training images)")
+        images = np.asarray(images)
+        if images.ndim == 3 and images.shape[1:] == (28, 28):
+            images = prepare(images, dtype=np.float64)
+        if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE or len(images) == 0:
+            raise ValueError(f"images for the 'mean' baseline must have shape (M, 1, 32, 32) or (M, 28, 28), "
+                             f"got shape {images.shape}")
+        mean = images.mean(axis=0, dtype=np.float64).astype(dtype)          # (1, 32, 32)
+        return np.broadcast_to(mean, x.shape).copy()
+    if kind == "zero":
+        return np.zeros(x.shape, dtype=dtype)
+    raise ValueError(f"unknown baseline {kind!r}; choose one of {BASELINES}")
+
+
+# ----------------------------------------------------------------------------------------------
+# The same F for captum
+# ----------------------------------------------------------------------------------------------
+
+def torch_forward(module, output: str = "logit"):
+    """The forward function to hand captum so that it attributes the same F as :func:`integrated_gradients`.
+
+    ``"logit"``: the module itself (its forward returns logits); ``"probability"``: ``softmax(module(x))``.
+    """
+    _check_output(output)
+    if output == "logit":
+        return module
+    import torch
+
+    def probability(x):
+        return torch.softmax(module(x), dim=1)
+    return probability
+
+
+# ----------------------------------------------------------------------------------------------
+# A figure for the book
+# ----------------------------------------------------------------------------------------------
+
+def plot_attribution(image, attribution, *, title: str | None = None, cmap: str = "RdBu_r",
+                     contour: float = 0.25, axes=None):
+    """Three panels: the digit, the signed attribution heat map, and the attribution over the digit.
+
+    image, attribution: ``(32, 32)``, ``(1, 32, 32)`` (or ``(28, 28)``) arrays of the same shape.
+    The digit is drawn in grey (white ink on black, as MNIST); the heat map uses the diverging
+    ``cmap`` on limits ``+-max|attribution|`` so 0 is its centre colour, with a colour bar. The
+    overlay draws the attribution over the grey digit, opaque where it is large, and outlines the
+    regions above ``contour * max|attribution|`` with solid (positive) and dashed (negative) lines,
+    so the sign survives a greyscale print. Every panel has a title and axis labels.
+    ``axes``: three matplotlib axes to draw into (a new figure otherwise). Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    img = np.squeeze(np.asarray(image, dtype=np.float64))
+    att = np.squeeze(np.asarray(attribution, dtype=np.float64))
+    if img.ndim != 2 or att.shape != img.shape:
+        raise ValueError(f"image and attribution must be one 2-D image each of the same shape, "
+                         f"got {np.shape(image)} and {np.shape(attribution)}")
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), constrained_layout=True)
+    else:
+        fig = axes[0].figure
+    lim = float(np.abs(att).max()) or 1.0
+    norm = Normalize(-lim, lim)
+    ax0, ax1, ax2 = axes
+    ax0.imshow(img, cmap="gray")
+    ax0.set_title("input digit")
+    im = ax1.imshow(att, cmap=cmap, norm=norm)
+    ax1.set_title("signed attribution (centred at 0)")
+    fig.colorbar(im, ax=ax1, fraction=0.046, pad=0.04, label="attribution")
+    ax2.imshow(img, cmap="gray")
+    rgba = plt.get_cmap(cmap)(norm(att))
+    rgba[..., 3] = np.clip(np.abs(att) / lim, 0, 1) ** 0.5
+    ax2.imshow(rgba)
+    if contour and np.any(np.abs(att) >= contour * lim):
+        levels = contour * lim
+        if att.max() >= levels:
+            ax2.contour(att, levels=[levels], colors="k", linewidths=1.0, linestyles="solid")
+        if att.min() <= -levels:
+            ax2.contour(att, levels=[-levels], colors="k", linewidths=1.0, linestyles="dashed")
+    ax2.set_title("overlay (solid +, dashed -)")
+    for ax in axes:
+        ax.set_xlabel("x (pixel)")
+        ax.set_ylabel("y (pixel)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# More figures for the chapter on Integrated Gradients
+# ----------------------------------------------------------------------------------------------
+
+__all__ += ["plot_attribution_grid", "plot_path_outputs", "plot_convergence"]
+
+
+def _as_image_2d(a, name: str) -> np.ndarray:
+    a = np.squeeze(np.asarray(a, dtype=np.float64))
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be one 2-D image ((32, 32) or (1, 32, 32)), got shape {np.shape(a)}")
+    return a
+
+
+def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, notes=None,
+                          title: str | None = None, image_title: str = "input", cmap: str = "RdBu_r",
+                          size: float = 2.1):
+    """A grid of attribution maps: one row per digit, the digit in grey first, then one map per column.
+
+    images: R digits, ``(R, 32, 32)`` or ``(R, 1, 32, 32)``. attributions: ``(R, C, 32, 32)`` or
+    ``(R, C, 1, 32, 32)``, C maps per digit (e.g. one per baseline, or per class).
+    col_labels: C column titles; row_labels: R titles for the digits (default ``image_title``);
+    notes: optional R x C strings added under each map's title (e.g. the sum of the attributions).
+    Every map has its own diverging colour scale ``+-max|map|``, so 0 is always the centre colour
+    (white for ``RdBu_r``: red pushes F up, blue pulls it down), and its own colour bar. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    imgs = np.asarray(images, dtype=np.float64)
+    att = np.asarray(attributions, dtype=np.float64)
+    if imgs.ndim == 4 and imgs.shape[1] == 1:
+        imgs = imgs[:, 0]
+    if att.ndim == 5 and att.shape[2] == 1:
+        att = att[:, :, 0]
+    if imgs.ndim != 3 or len(imgs) == 0:
+        raise ValueError(f"images must have shape (R, 32, 32) or (R, 1, 32, 32), got {np.shape(images)}")
+    r = len(imgs)
+    if att.ndim != 4 or att.shape[0] != r or att.shape[2:] != imgs.shape[1:] or att.shape[1] == 0:
+        raise ValueError(f"attributions must have shape (R, C, H, W) = ({r}, C, {imgs.shape[1]}, {imgs.shape[2]}) "
+                         f"for {r} images of {imgs.shape[1:]}, got {np.shape(attributions)}")
+    c = att.shape[1]
+    col_labels = list(col_labels)
+    if len(col_labels) != c:
+        raise ValueError(f"col_labels needs {c} entries (one per column of maps), got {len(col_labels)}")
+    row_labels = [image_title] * r if row_labels is None else list(row_labels)
+    if len(row_labels) != r:
+        raise ValueError(f"row_labels needs {r} entries (one per image), got {len(row_labels)}")
+    if notes is not None:
+        notes = [list(row) for row in notes]
+        if len(notes) != r or any(len(row) != c for row in notes):
+            raise ValueError(f"notes must be {r} rows of {c} strings")
+    fig, axes = plt.subplots(r, c + 1, figsize=(size * (c + 1) + 0.55 * c, size * r + 0.35 * (r + 1)),
+                             squeeze=False, layout="constrained")
+    for i in range(r):
+        ax = axes[i, 0]
+        ax.imshow(imgs[i], cmap="gray", interpolation="nearest")
+        ax.set_title(row_labels[i], fontsize=9)
+        ax.axis("off")
+        for j in range(c):
+            ax = axes[i, j + 1]
+            a = att[i, j]
+            lim = float(np.abs(a).max()) or 1.0
+            im = ax.imshow(a, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+            label = col_labels[j] if notes is None else f"{col_labels[j]}\n{notes[i][j]}"
+            ax.set_title(label, fontsize=9)
+            ax.axis("off")
+            cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+            cb.ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_path_outputs(alphas, curves: dict, *, title: str = "F along the straight path from the baseline",
+                      xlabel: str = "α  (0 = baseline, 1 = the digit)"):
+    """One panel per entry of ``curves`` (``{y-axis label: values (len(alphas),)}``): F along the path.
+
+    Each panel draws the values against ``alphas`` with dots, labels its axes and is titled with its label.
+    """
+    import matplotlib.pyplot as plt
+
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if alphas.ndim != 1 or len(alphas) < 2:
+        raise ValueError(f"alphas must be a 1-D array of at least 2 points, got shape {alphas.shape}")
+    if not curves:
+        raise ValueError("curves is empty")
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.5), squeeze=False,
+                             layout="constrained")
+    for ax, (label, values) in zip(axes[0], curves.items()):
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != alphas.shape:
+            raise ValueError(f"curve {label!r} has shape {values.shape}, alphas {alphas.shape}")
+        ax.plot(alphas, values, "o-", ms=3)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_convergence(steps, rel_deltas: dict, *, title: str = "Convergence of Integrated Gradients",
+                     reference: bool = True, floor: float = 1e-16):
+    """Relative convergence delta against the number of steps, on log-log axes.
+
+    steps: the step counts ``(S,)``; rel_deltas: ``{method: array (S, N)}``, ``|delta| / |F(x) - F(x')|``
+    for N digits at each step count. Each method is drawn as its mean over the digits (a line with
+    markers) and the range from the smallest to the largest digit (a band). Values below ``floor``
+    (rounding error of float64) are drawn at ``floor``. With ``reference``, dotted guides of slope
+    -1 and -2 (errors falling as 1/steps and 1/steps^2) are drawn through the first point.
+    """
+    import matplotlib.pyplot as plt
+
+    steps = np.asarray(steps, dtype=np.float64)
+    if steps.ndim != 1 or len(steps) < 2 or np.any(steps <= 0):
+        raise ValueError(f"steps must be at least 2 positive step counts, got {steps}")
+    if not rel_deltas:
+        raise ValueError("rel_deltas is empty")
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
+    top = 0.0
+    for method, values in rel_deltas.items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or values.shape[0] != len(steps) or values.shape[1] == 0:
+            raise ValueError(f"rel_deltas[{method!r}] must have shape ({len(steps)}, N), got {values.shape}")
+        if np.any(values < 0) or not np.all(np.isfinite(values)):
+            raise ValueError(f"rel_deltas[{method!r}] must be finite and >= 0 (use |delta| / |F(x) - F(x')|)")
+        v = np.maximum(values, floor)
+        line, = ax.plot(steps, v.mean(axis=1), "o-", label=f"{method} (mean)")
+        ax.fill_between(steps, v.min(axis=1), v.max(axis=1), color=line.get_color(), alpha=0.18)
+        top = max(top, float(v.mean(axis=1)[0]))
+    if reference and top > 0:
+        for power, style in ((1, ":"), (2, "--")):
+            ax.plot(steps, top * (steps[0] / steps) ** power, color="grey", ls=style, lw=1,
+                    label=f"slope -{power} (∝ 1/steps{'²' if power == 2 else ''})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("steps (points on the path)")
+    ax.set_ylabel("|delta| / |F(x) - F(baseline)|")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig

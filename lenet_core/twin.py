@@ -1,0 +1,237 @@
+"""The PyTorch twin of :func:`lenet_core.model.LeNet5`: the same function, with weights copied both ways,
+and trained with the same recipe.
+
+``TorchLeNet5`` has the same layers, names and weight layouts as the scratch model (conv weights
+``(out, in, kh, kw)``, linear weights ``(out, in)``), so copying is a one-to-one assignment:
+scratch ``"C1.W"`` is torch ``"C1.weight"``, ``"C1.b"`` is ``"C1.bias"``.
+
+:func:`fit_torch` trains the twin the way :func:`lenet_core.train.fit` trains the scratch model:
+the recipe is read from :data:`lenet_core.train.DEFAULT_RECIPE` when it is called, the batches come
+from the same seeded :func:`lenet_core.data.batches`, augmentation is the same
+:func:`lenet_core.train.random_shift` drawn from the same generator, and it returns a
+:class:`lenet_core.train.History`. :func:`recipe_optimizer` builds the optimizer and schedule of a
+recipe for either side, so a comparison can hand both sides exactly the same settings.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import optim as _optim
+from . import train as _train
+from .data import batches
+from .model import LeNet5, Sequential
+
+__all__ = ["TorchLeNet5", "to_torch", "from_torch", "torch_name", "scratch_name",
+           "resolve_recipe", "recipe_optimizer", "fit_torch", "evaluate_torch", "RECIPE_KEYS"]
+
+
+class TorchLeNet5(nn.Module):
+    """LeNet-5 in PyTorch: (N, 1, 32, 32) -> logits (N, 10); 61,706 parameters, as the scratch model."""
+
+    def __init__(self):
+        super().__init__()
+        self.C1 = nn.Conv2d(1, 6, 5)
+        self.S2 = nn.AvgPool2d(2)
+        self.C3 = nn.Conv2d(6, 16, 5)
+        self.S4 = nn.AvgPool2d(2)
+        self.C5 = nn.Conv2d(16, 120, 5)
+        self.F6 = nn.Linear(120, 84)
+        self.OUT = nn.Linear(84, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.S2(torch.tanh(self.C1(x)))
+        x = self.S4(torch.tanh(self.C3(x)))
+        x = torch.flatten(torch.tanh(self.C5(x)), 1)
+        return self.OUT(torch.tanh(self.F6(x)))
+
+
+def torch_name(name: str) -> str:
+    """Scratch parameter name -> torch name: ``"C1.W"`` -> ``"C1.weight"``, ``"C1.b"`` -> ``"C1.bias"``."""
+    layer, param = name.rsplit(".", 1)
+    return f"{layer}.{ {'W': 'weight', 'b': 'bias'}[param] }"
+
+
+def scratch_name(name: str) -> str:
+    """Torch parameter name -> scratch name (the inverse of :func:`torch_name`)."""
+    layer, param = name.rsplit(".", 1)
+    return f"{layer}.{ {'weight': 'W', 'bias': 'b'}[param] }"
+
+
+def to_torch(model: Sequential, dtype=None) -> TorchLeNet5:
+    """A new :class:`TorchLeNet5` holding a copy of ``model``'s weights (in ``model``'s dtype by default)."""
+    params = model.parameters()
+    dtype = dtype or {np.dtype(np.float64): torch.float64}.get(model.dtype, torch.float32)
+    module = TorchLeNet5().to(dtype)
+    expected = {scratch_name(n) for n, _ in module.named_parameters()}
+    if set(params) != expected:
+        raise ValueError(f"model parameters {sorted(params)} are not LeNet-5's {sorted(expected)}")
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            value = params[scratch_name(name)]
+            if tuple(p.shape) != value.shape:
+                raise ValueError(f"{scratch_name(name)} has shape {value.shape}, torch expects {tuple(p.shape)}")
+            p.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    return module
+
+
+def from_torch(module: nn.Module, model: Sequential | None = None) -> Sequential:
+    """Copy a :class:`TorchLeNet5`'s weights into ``model`` (a new :func:`LeNet5` in the module's
+    dtype if omitted); names and shapes are checked first, so a mismatch changes nothing."""
+    state = {scratch_name(n): p.detach().cpu().numpy() for n, p in module.named_parameters()}
+    if model is None:
+        dtype = next(iter(state.values())).dtype
+        model = LeNet5(dtype=dtype)
+    model.load_state_dict(state, source=type(module).__name__)
+    return model
+
+
+# ----------------------------------------------------------------------------------------------
+# Training the twin with lenet_core's recipe
+# ----------------------------------------------------------------------------------------------
+
+#: the recipe keys the twin knows how to mirror (``augment`` is optional: pixels of random shift)
+RECIPE_KEYS = ("optimizer", "lr", "weight_decay", "batch_size", "schedule", "augment")
+
+
+def resolve_recipe(recipe: dict | None = None) -> dict:
+    """:data:`lenet_core.train.DEFAULT_RECIPE` as it is *now*, updated with ``recipe``.
+
+    The default recipe is looked up on every call (not copied at import), so a retuned recipe
+    reaches the twin without editing this module. A key the twin cannot mirror raises
+    ``ValueError`` naming it, rather than being silently ignored; ``augment`` defaults to 0.
+    """
+    merged = {"augment": 0, **_train.DEFAULT_RECIPE, **(recipe or {})}
+    unknown = sorted(set(merged) - set(RECIPE_KEYS))
+    if unknown:
+        raise ValueError(f"recipe keys {unknown} are not mirrored by lenet_core.twin "
+                         f"(known: {list(RECIPE_KEYS)}); extend fit_torch before using them")
+    if merged["optimizer"] not in ("sgd", "momentum", "adam"):
+        raise ValueError(f"unknown optimizer {merged['optimizer']!r}; choose 'sgd', 'momentum' or 'adam'")
+    if merged["schedule"] not in ("cosine", "step", "none", None):
+        raise ValueError(f"unknown schedule {merged['schedule']!r}; choose 'cosine', 'step' or 'none'")
+    return merged
+
+
+def recipe_optimizer(model, epochs: int, recipe: dict | None = None):
+    """``(optimizer, scheduler)`` of a recipe, for a scratch :class:`Sequential` or a torch module.
+
+    The mapping, identical on both sides (``scheduler`` is ``None`` for schedule ``"none"``):
+
+    ============ ======================================= ==========================================
+    recipe       lenet_core.optim                        torch.optim
+    ============ ======================================= ==========================================
+    "sgd"        SGD(lr, weight_decay)                   SGD(lr, weight_decay)
+    "momentum"   SGD(momentum=0.9, nesterov=True, ...)   SGD(momentum=0.9, nesterov=True, ...)
+    "adam"       Adam(lr, weight_decay)                  Adam(lr, weight_decay)
+    "cosine"     CosineAnnealingLR(T_max=epochs)         lr_scheduler.CosineAnnealingLR(T_max=epochs)
+    "step"       StepLR(max(1, epochs // 3), 0.1)        lr_scheduler.StepLR(max(1, epochs // 3), 0.1)
+    ============ ======================================= ==========================================
+
+    ``"step"`` follows the command line (``python -m lenet_core train --schedule step``). Schedules
+    are stepped once per epoch.
+    """
+    r = resolve_recipe(recipe)
+    lr, wd, name, schedule = r["lr"], r["weight_decay"], r["optimizer"], r["schedule"]
+    if isinstance(model, nn.Module):
+        params = model.parameters()
+        opt = {"sgd": lambda: torch.optim.SGD(params, lr=lr, weight_decay=wd),
+               "momentum": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd),
+               "adam": lambda: torch.optim.Adam(params, lr=lr, weight_decay=wd)}[name]()
+        sched = {"cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+                 "step": lambda: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1)}
+    else:
+        opt = _optim.make_optimizer(name, model.parameters(), lr, weight_decay=wd)
+        return opt, _optim.make_scheduler(schedule, opt, epochs)
+    return opt, sched.get(schedule, lambda: None)()
+
+
+def _module_dtype(module: nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype
+
+
+def _as_tensor(x: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x)).to(dtype)
+
+
+def evaluate_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``module`` on images ``x`` (N, 1, 32, 32) and labels ``y`` (N,),
+    as :func:`lenet_core.train.evaluate` (computed in the module's dtype, without gradients)."""
+    _train._check_data(x, y, "evaluation")
+    dtype = _module_dtype(module)
+    with torch.no_grad():
+        logits = torch.cat([module(_as_tensor(x[i:i + batch_size], dtype)) for i in range(0, len(x), batch_size)])
+        labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        loss = nn.functional.cross_entropy(logits, labels).item()
+        acc = (logits.argmax(dim=1) == labels).double().mean().item()
+    return float(loss), float(acc)
+
+
+def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 10, recipe: dict | None = None,
+              optimizer=None, scheduler=None, validation=None, seed: int = 0, quiet: bool = True) -> _train.History:
+    """Train a torch ``module`` in place exactly as :func:`lenet_core.train.fit` trains a scratch model.
+
+    x: prepared images (N, 1, 32, 32) (:func:`lenet_core.data.prepare`), y: labels (N,); both NumPy.
+    ``recipe`` updates :data:`lenet_core.train.DEFAULT_RECIPE` (read at call time, see
+    :func:`resolve_recipe`) and sets the optimizer, learning rate, weight decay, batch size, schedule
+    and augmentation; ``optimizer``/``scheduler`` (torch objects) override the recipe's.
+
+    Same as ``fit``: one ``np.random.default_rng(seed)`` drives :func:`lenet_core.data.batches` and
+    then :func:`lenet_core.train.random_shift` batch after batch (so seed and ``augment`` give the same
+    images in the same order), the loss is the mean cross-entropy of each batch, ``loss`` and
+    ``train_acc`` are running averages over the epoch, the schedule steps once per epoch, then
+    ``validation=(x_val, y_val)`` is evaluated. Computation happens in the module's dtype.
+    Returns a :class:`lenet_core.train.History` (keys ``epoch, loss, train_acc, val_loss, val_acc,
+    lr, seconds``; ``seconds`` is training time only). Raises ``FloatingPointError`` when the loss
+    stops being finite.
+    """
+    _train._check_data(x, y, "training")
+    if validation is not None:
+        _train._check_data(*validation, "validation")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    r = resolve_recipe(recipe)
+    if optimizer is None:
+        if scheduler is not None:
+            raise ValueError("a scheduler needs the optimizer it drives: pass optimizer= as well")
+        optimizer, scheduler = recipe_optimizer(module, epochs, r)
+    batch_size, augment = r["batch_size"], r["augment"]
+    dtype = _module_dtype(module)
+    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    rng = np.random.default_rng(seed)
+    history = _train.History()
+    module.train()
+    for epoch in range(1, epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        start = time.perf_counter()
+        total_loss, correct, seen = 0.0, 0, 0
+        for step, idx in enumerate(batches(len(x), batch_size, rng=rng), 1):
+            xb = _train.random_shift(x[idx].astype(np_dtype, copy=False), augment, rng)
+            yb = torch.from_numpy(np.asarray(y[idx], dtype=np.int64))
+            logits = module(_as_tensor(xb, dtype))
+            loss = nn.functional.cross_entropy(logits, yb)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training loss became {value} at epoch {epoch}, batch {step} "
+                                         f"(lr={optimizer.param_groups[0]['lr']:g}); try a smaller learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += value * len(idx)
+            correct += int((logits.detach().argmax(dim=1) == yb).sum())
+            seen += len(idx)
+        seconds = time.perf_counter() - start
+        if scheduler is not None:
+            scheduler.step()
+        val_loss, val_acc = evaluate_torch(module, *validation) if validation is not None else (None, None)
+        for key, value in zip(_train.History.KEYS, (epoch, total_loss / seen, correct / seen, val_loss, val_acc,
+                                                    lr, seconds)):
+            history[key].append(value)
+        if not quiet:
+            print(history.row(epoch - 1), flush=True)
+    return history

@@ -1,0 +1,138 @@
+"""lenet_core.summary: the architecture table regenerated from a model, and LeNet-5 as published."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from lenet_core import AvgPool2d, Conv2d, Flatten, LeNet5, Linear, MaxPool2d, ReLU, Sequential, Tanh
+from lenet_core.gradcheck import GradCheckResult
+from lenet_core.summary import (C3_TABLE, format_connection_table, format_paper_table, gradcheck_summary,
+                                lecun1998_table, partial_conv_parameters, plot_connection_table,
+                                plot_parameter_counts, summary)
+
+
+def test_lenet5_table_has_the_papers_shapes_and_counts():
+    s = summary(LeNet5(), (1, 32, 32))
+    assert [r.name for r in s] == ["C1", "C1_tanh", "S2", "C3", "C3_tanh", "S4", "C5", "C5_tanh", "flatten",
+                                   "F6", "F6_tanh", "OUT"]
+    assert [r.output_shape for r in s] == [(6, 28, 28), (6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 10, 10),
+                                           (16, 5, 5), (120, 1, 1), (120, 1, 1), (120,), (84,), (84,), (10,)]
+    assert {r.name: r.params for r in s if r.params} == {"C1": 156, "C3": 2416, "C5": 48120, "F6": 10164, "OUT": 850}
+    assert s.total_params == 61706 == LeNet5().num_parameters()
+    assert s["C3"].formula == "16 x (6 x 5 x 5 + 1)" and eval(s["C3"].formula.replace("x", "*")) == 2416
+    assert s["S2"].kind == "avg pool 2x2, stride 2"
+    text = str(s)
+    assert "61,706" in text and "120 x 1 x 1" in text and "48,120" in text
+
+
+def test_merged_table_folds_activations_like_the_paper():
+    s = summary(LeNet5(), (1, 32, 32), merge_activations=True)
+    assert [r.name for r in s] == ["C1", "S2", "C3", "S4", "C5", "flatten", "F6", "OUT"]
+    assert s["C5"].kind == "conv 120@5x5 + tanh" and s["C5"].output_shape == (120, 1, 1)
+    assert s["OUT"].kind == "linear 84->10"
+    assert s.total_params == 61706
+
+
+def test_summary_works_for_another_sequential_and_leaves_the_model_alone():
+    model = Sequential(Conv2d(3, 8, 3, padding=1, rng=0), ReLU(), MaxPool2d(2), Conv2d(8, 4, 3, stride=2, rng=1),
+                       Flatten(), Linear(4 * 3 * 3, 5, rng=2))
+    before = model.state_dict()
+    attributes = [set(vars(layer)) for layer in model]
+    s = summary(model, (3, 16, 16))
+    assert [r.name for r in s] == ["0", "1", "2", "3", "4", "5"]
+    assert [r.output_shape for r in s] == [(8, 16, 16), (8, 16, 16), (8, 8, 8), (4, 3, 3), (36,), (5,)]
+    assert [r.params for r in s] == [8 * 27 + 8, 0, 0, 4 * 72 + 4, 0, 5 * 37]
+    assert s.total_params == model.num_parameters()
+    assert s["0"].kind == "conv 8@3x3, pad 1" and s["3"].kind == "conv 4@3x3, stride 2"
+    assert s["2"].kind == "max pool 2x2, stride 2" and s["1"].kind == "relu"
+    assert all(np.array_equal(before[k], v) for k, v in model.parameters().items())
+    assert [set(vars(layer)) for layer in model] == attributes         # no cache written: the forward ran on a copy
+
+
+def test_summary_of_parameter_free_model_and_single_layer():
+    s = summary(Sequential(AvgPool2d(2), Tanh(), Flatten()), (2, 4, 4), merge_activations=True)
+    assert [(r.kind, r.output_shape) for r in s] == [("avg pool 2x2, stride 2 + tanh", (2, 2, 2)), ("flatten", (8,))]
+    assert s.total_params == 0
+    leading = summary(Sequential(Tanh(), Linear(3, 2, rng=0)), (3,), merge_activations=True)
+    assert [(r.name, r.kind) for r in leading] == [("0", "tanh"), ("1", "linear 3->2")]   # nothing to merge into
+    one = summary(Linear(3, 2, rng=0), (3,))
+    assert len(one) == 1 and one.total_params == 8 and one.output_shape == (2,)
+
+
+def test_summary_names_the_layer_that_does_not_fit():
+    with pytest.raises(ValueError, match=r"layer 'C5' \(conv 120@5x5\) cannot take an input of shape \(16, 4, 4\)"):
+        summary(LeNet5(), (1, 28, 28))
+    with pytest.raises(KeyError, match="no layer named 'C7'"):
+        summary(LeNet5(), (1, 32, 32))["C7"]
+    with pytest.raises(TypeError):
+        summary(object(), (1, 32, 32))
+
+
+def test_c3_connection_table_is_lecuns_table_one():
+    assert C3_TABLE.shape == (6, 16)
+    # Table I as printed in the paper (rows: S2 maps 0-5, columns: C3 maps 0-15), typed independently
+    # of the rule that builds C3_TABLE
+    table_one = ["X...XXX..XXXX.XX",
+                 "XX...XXX..XXXX.X",
+                 "XXX...XXX..X.XXX",
+                 ".XXX..XXXX..X.XX",
+                 "..XXX..XXXX.XX.X",
+                 "...XXX..XXXX.XXX"]
+    assert C3_TABLE.tolist() == [[c == "X" for c in row] for row in table_one]
+    assert C3_TABLE.sum(axis=0).tolist() == [3] * 6 + [4] * 6 + [4] * 3 + [6]
+    # the first row of Table I, read off the paper: S2 map 0 feeds C3 maps 0, 4-6, 9-12, 14, 15
+    assert np.flatnonzero(C3_TABLE[0]).tolist() == [0, 4, 5, 6, 9, 10, 11, 12, 14, 15]
+    assert np.flatnonzero(C3_TABLE[:, 13]).tolist() == [1, 2, 4, 5]
+    assert len({tuple(col) for col in C3_TABLE.T}) == 16                # no two C3 maps read the same inputs
+    assert partial_conv_parameters(C3_TABLE, 5) == 1516
+    assert partial_conv_parameters(np.ones((6, 16)), 5) == 2416 == summary(LeNet5(), (1, 32, 32))["C3"].params
+    assert partial_conv_parameters(np.ones((2, 3)), (3, 2)) == 3 * (2 * 3 * 2 + 1)
+    text = format_connection_table(C3_TABLE)
+    assert text.splitlines()[1].split() == ["0", "X", ".", ".", ".", "X", "X", "X", ".", ".", "X", "X", "X", "X",
+                                            ".", "X", "X"]
+    with pytest.raises(ValueError):
+        C3_TABLE[0, 1] = True                                           # the published table is read-only
+
+
+def test_lecun1998_counts_match_the_papers_text():
+    rows = {r.name: r for r in lecun1998_table()}
+    assert {k: r.trainable for k, r in rows.items()} == {"C1": 156, "S2": 12, "C3": 1516, "S4": 32, "C5": 48120,
+                                                         "F6": 10164, "OUTPUT": 0}
+    assert {k: r.connections for k, r in rows.items()} == {"C1": 122304, "S2": 5880, "C3": 151600, "S4": 2000,
+                                                           "C5": 48120, "F6": 10164, "OUTPUT": 840}
+    assert sum(r.trainable for r in rows.values()) == 60000
+    assert sum(r.connections for r in rows.values()) == 340908
+    assert rows["OUTPUT"].fixed == 840
+    full = {r.name: r.trainable for r in lecun1998_table(np.ones((6, 16), dtype=bool))}
+    assert full["C3"] == 2416
+    assert "60,000" in format_paper_table(lecun1998_table()) and "340,908" in format_paper_table(lecun1998_table())
+
+
+def test_gradcheck_summary_bands_and_verdict():
+    good = GradCheckResult(x=3e-11, W=2.5e-10)
+    text = gradcheck_summary(good)
+    assert text.endswith("passed: True") and "max error < 1e-07: True" in text and "WRONG" not in text
+    assert "3e-11" not in text                                          # raw errors never printed
+    bad = GradCheckResult(x=3e-11, b=0.75)
+    text = gradcheck_summary(bad)
+    assert text.endswith("passed: False")
+    assert [line.split()[-1] for line in text.splitlines()[2:4]] == ["agrees", "WRONG"]
+    assert "suspicious" in gradcheck_summary(GradCheckResult(x=1e-4))
+    with pytest.raises(ValueError):
+        gradcheck_summary(GradCheckResult())
+
+
+def test_figures_have_titles_and_labels():
+    import matplotlib.pyplot as plt
+    fig = plot_parameter_counts(summary(LeNet5(), (1, 32, 32)))
+    ax = fig.axes[0]
+    assert "61,706" in ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["C1", "C3", "C5", "F6", "OUT"]
+    fig2 = plot_connection_table(C3_TABLE)
+    assert "1,516" in fig2.axes[0].get_title() and fig2.axes[0].get_ylabel() == "S2 map i"
+    plt.close("all")
+    with pytest.raises(ValueError):
+        plot_parameter_counts(summary(Sequential(Tanh()), (3,)))
