@@ -430,13 +430,6 @@ def plot_attribution(image, attribution, *, title: str | None = None, cmap: str 
 __all__ += ["plot_attribution_grid", "plot_path_outputs", "plot_convergence"]
 
 
-def _as_image_2d(a, name: str) -> np.ndarray:
-    a = np.squeeze(np.asarray(a, dtype=np.float64))
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be one 2-D image ((32, 32) or (1, 32, 32)), got shape {np.shape(a)}")
-    return a
-
-
 def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, notes=None,
                           title: str | None = None, image_title: str = "input", cmap: str = "RdBu_r",
                           size: float = 2.1):

@@ -141,7 +141,7 @@ def pool2d_naive(x, kernel_size, stride=None, mode="max"):
     reduce = _pool_reducer(mode)
     N, C, H, Wd = x.shape
     OH, OW = output_size(H, kh, sh), output_size(Wd, kw, sw)
-    out = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    out = np.zeros((N, C, OH, OW), dtype=x.dtype if mode == "max" else _mean_dtype(x.dtype))
     for n in range(N):
         for c in range(C):
             for i in range(OH):
@@ -173,6 +173,11 @@ def pool2d_backward_naive(dout, x, kernel_size, stride=None, mode="max"):
                         p, q = np.unravel_index(np.argmax(x[n, c, rows, cols]), (kh, kw))
                         dx[n, c, i * sh + p, j * sw + q] += dout[n, c, i, j]
     return dx
+
+
+def _mean_dtype(dtype) -> np.dtype:
+    """The dtype of an average, as ``np.mean`` chooses it: floats keep theirs, integers give float64."""
+    return np.dtype(dtype) if np.issubdtype(dtype, np.inexact) else np.dtype(np.float64)
 
 
 def _pool_reducer(mode):
@@ -396,12 +401,13 @@ def pool2d(x, kernel_size, stride=None, mode="max"):
     def at(p, q):                                                  # offset (p, q) of every window
         return x[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw]
 
-    out = at(0, 0).copy()
     if mode == "avg":
+        out = at(0, 0).astype(_mean_dtype(x.dtype))               # a copy; integers average as floats
         for k in range(1, kh * kw):
             out += at(*divmod(k, kw))
         out /= kh * kw
         return out, None
+    out = at(0, 0).copy()
     argmax = np.zeros(out.shape, dtype=np.intp)
     for k in range(1, kh * kw):
         candidate = at(*divmod(k, kw))

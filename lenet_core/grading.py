@@ -263,12 +263,12 @@ def _compare(label: str, got, expected: np.ndarray, atol: float = ATOL, rtol: fl
         raise _Fail(f"{label} max abs error {err:.1e} (tolerance {allowed:.2g}){at}{dtype_hint}")
 
 
-def _compare_all(labels, got, expected) -> None:
-    """:func:`_compare` for several results at once, reporting every one that is wrong."""
+def _check_each(check, labels, got, references) -> None:
+    """``check(label, got, reference)`` for several results at once, reporting every one that fails."""
     problems = []
-    for label, g, e in zip(labels, got, expected):
+    for label, g, r in zip(labels, got, references):
         try:
-            _compare(label, g, e)
+            check(label, g, r)
         except _Fail as failure:
             problems.append(str(failure))
     if problems:
@@ -375,7 +375,7 @@ def check_conv_backward(fn: Callable, *, seed: int = 0, verbose: bool = True) ->
             expected = Fn.conv2d_backward(dout, cols, x.shape, w, s, p)
             result, passed_in = case.call(dout, x, w, b, s, p)
             grads = _unpack(result, ("dx", "dW", "db"))
-            _compare_all(("dx", "dW", "db"), grads, expected)
+            _check_each(_compare, ("dx", "dW", "db"), grads, expected)
             _check_unchanged(("dout", "x", "W", "b"), (dout, x, w, b), passed_in)
         _run(report, name, fn, body)
 
@@ -390,14 +390,8 @@ def check_conv_backward(fn: Callable, *, seed: int = 0, verbose: bool = True) ->
             def f():  # sum(conv(x, W, b) * R): its gradient is the backward pass of dout = R
                 return float(np.sum(_conv_ref(x, w, b, s, p) * R))
 
-            problems = []
-            for label, got, tensor in zip(("dx", "dW", "db"), grads, (x, w, b)):
-                try:
-                    _gradcheck(label, got, tensor, f)
-                except _Fail as failure:
-                    problems.append(str(failure))
-            if problems:
-                raise _Fail("; ".join(problems))
+            _check_each(lambda label, got, tensor: _gradcheck(label, got, tensor, f),
+                        ("dx", "dW", "db"), grads, (x, w, b))
         _run(report, name, fn, body)
     return _finish(report, verbose)
 
@@ -594,7 +588,7 @@ def check_linear_backward(fn: Callable, *, seed: int = 0, verbose: bool = True) 
             dout, x, w, b = inputs(np.random.default_rng([seed, 9, i]), N, fin, fout)
             result, passed_in = case.call(dout, x, w, b)
             grads = _unpack(result, ("dx", "dW", "db"))
-            _compare_all(("dx", "dW", "db"), grads, (dout @ w, dout.T @ x, dout.sum(axis=0)))
+            _check_each(_compare, ("dx", "dW", "db"), grads, (dout @ w, dout.T @ x, dout.sum(axis=0)))
             _check_unchanged(("dout", "x", "W", "b"), (dout, x, w, b), passed_in)
         _run(report, name, fn, body)
 
@@ -604,14 +598,8 @@ def check_linear_backward(fn: Callable, *, seed: int = 0, verbose: bool = True) 
 
         def f():
             return float(np.sum((x @ w.T + b) * R))
-        problems = []
-        for label, got, tensor in zip(("dx", "dW", "db"), grads, (x, w, b)):
-            try:
-                _gradcheck(label, got, tensor, f)
-            except _Fail as failure:
-                problems.append(str(failure))
-        if problems:
-            raise _Fail("; ".join(problems))
+        _check_each(lambda label, got, tensor: _gradcheck(label, got, tensor, f),
+                    ("dx", "dW", "db"), grads, (x, w, b))
 
     _run(report, "gradient check: batch 3, 4 -> 2", fn, gradcheck_body)
     return _finish(report, verbose)

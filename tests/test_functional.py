@@ -225,3 +225,14 @@ def test_float32_lenet_matches_float64(rng):
     dx32, dx64 = model32.backward(g.astype(np.float32)), model64.backward(g)
     assert dx32.dtype == np.float32
     assert np.allclose(dx32, dx64, rtol=1e-4, atol=1e-5 * np.abs(dx64).max())
+
+
+@pytest.mark.parametrize("mode", ["avg", "max"])
+def test_pooling_integer_images(mode):
+    """uint8 digits pool without overflow or truncation: averages are float64, maxima stay uint8."""
+    x = np.array([[[[255, 254, 1, 2], [253, 252, 3, 4]]]], dtype=np.uint8)
+    fast, _ = F.pool2d(x, 2, 2, mode)
+    naive = F.pool2d_naive(x, 2, 2, mode)
+    expected = [[[[253.5, 2.5]]]] if mode == "avg" else [[[[255, 4]]]]
+    assert np.array_equal(fast, expected) and np.array_equal(naive, expected)
+    assert fast.dtype == naive.dtype == (np.float64 if mode == "avg" else np.uint8)
