@@ -1,7 +1,9 @@
 """lenet_core: LeNet-5 from scratch in NumPy, with every gradient checked.
 
-Modules: ``functional`` (naive and im2col convolution and pooling), ``layers``, ``losses``,
-``model`` (``Sequential``, ``LeNet5``), ``optim``, ``train``, ``data`` (MNIST), ``gradcheck``.
+Modules: ``functional`` (convolution and pooling: naive loops and the fast unfold engine),
+``layers``, ``losses``, ``model`` (``Sequential``, ``LeNet5``, ``.npz`` weights), ``optim``, ``train``,
+``data`` (MNIST), ``gradcheck``, ``summary`` (architecture tables), ``viz`` (the book's figures),
+``twin`` (the PyTorch twin), ``attribution`` (Integrated Gradients), ``grading`` (the autograder).
 """
 
 from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
