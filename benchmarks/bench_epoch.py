@@ -30,46 +30,28 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 
 from lenet_core import LeNet5  # noqa: E402
-from lenet_core.data import batches, load_mnist, prepare  # noqa: E402
-from lenet_core.optim import make_optimizer  # noqa: E402
+from lenet_core.data import load_mnist, prepare  # noqa: E402
 from lenet_core.train import fit, predict  # noqa: E402
-from lenet_core.twin import TorchLeNet5, to_torch  # noqa: E402
+from lenet_core.twin import fit_torch, recipe_optimizer, to_torch  # noqa: E402
 
-LR, MOMENTUM = 0.05, 0.9
+#: the same settings on both sides: SGD with Nesterov momentum, constant learning rate, no weight decay
+RECIPE = dict(optimizer="momentum", lr=0.05, weight_decay=0.0, schedule="none", augment=0)
 
 
 def scratch_epochs(x, y, batch_size, epochs, seed=0):
     """Seconds of each of ``epochs`` training epochs of the scratch model (fit's own timer)."""
     model = LeNet5(seed=seed)
-    optimizer = make_optimizer("momentum", model.parameters(), LR)
-    history = fit(model, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
-                  quiet=True)
+    optimizer, _ = recipe_optimizer(model, epochs, {**RECIPE, "batch_size": batch_size})
+    history = fit(model, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed, quiet=True)
     return history["seconds"], model
 
 
 def torch_epochs(x, y, batch_size, epochs, seed=0):
-    """Seconds of each of ``epochs`` training epochs of :class:`TorchLeNet5`, the same loop as ``fit``."""
-    torch.manual_seed(seed)
+    """Seconds of each of ``epochs`` training epochs of :class:`TorchLeNet5`, from the same initial
+    weights, batches and settings (:func:`lenet_core.twin.fit_torch`, the same loop as ``fit``)."""
     net = to_torch(LeNet5(seed=seed))
-    optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    rng = np.random.default_rng(seed)
-    seconds = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        total_loss, correct = 0.0, 0
-        for idx in batches(len(x), batch_size, rng=rng):
-            idx = torch.from_numpy(idx)
-            xb, yb = xt[idx], yt[idx]
-            logits = net(xb)
-            loss = torch.nn.functional.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * len(idx)
-            correct += int((logits.argmax(dim=1) == yb).sum())
-        seconds.append(time.perf_counter() - start)
-    return seconds, net
+    history = fit_torch(net, x, y, epochs=epochs, recipe={**RECIPE, "batch_size": batch_size}, seed=seed)
+    return history["seconds"], net
 
 
 def throughput(fn, n, repeats=3):

@@ -12,7 +12,6 @@ import argparse
 import sys
 import time
 
-
 from .data import load_mnist, prepare
 from .model import LeNet5, load_weights, save_weights
 from .optim import make_optimizer, make_scheduler

@@ -96,10 +96,8 @@ class Conv2d(Layer):
 
     def _scratch(self, name, x_shape, dtype):
         """A reused (N, C*kh*kw, OH*OW) buffer for an input of shape ``x_shape``."""
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        n, c, h, w = x_shape
-        oh, ow = Fn.output_size(h, kh, sh, ph), Fn.output_size(w, kw, sw, pw)
-        return self.workspace.get(name, (n, c * kh * kw, oh * ow), dtype)
+        (kh, kw), _, _, oh, ow = Fn._conv_geometry(x_shape, self.kernel_size, self.stride, self.padding)
+        return self.workspace.get(name, (x_shape[0], x_shape[1] * kh * kw, oh * ow), dtype)
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
