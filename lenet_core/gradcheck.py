@@ -50,7 +50,8 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 
 
 class GradCheckResult(dict):
-    """``{tensor name: max relative error}``, printed as a table; see :attr:`worst` and :meth:`passed`."""
+    """``{tensor name: max relative error}``, printed as a table; see :attr:`worst`, :meth:`passed` and
+    :meth:`verdict` (the same table as machine-independent error bands)."""
 
     @property
     def worst(self) -> float:
@@ -59,11 +60,30 @@ class GradCheckResult(dict):
     def passed(self, tol: float = 1e-7) -> bool:
         return self.worst < tol
 
-    def __str__(self) -> str:
+    def verdict(self, tol: float = 1e-7, wrong: float = 1e-2) -> str:
+        """The table as error bands, then the verdict: machine-independent text (raw errors change in
+        their last digits from machine to machine; the bands do not), so nbval can compare it.
+
+        Each tensor ``agrees`` (error < ``tol``), is ``WRONG`` (>= ``wrong``) or ``suspicious`` (between);
+        the last lines say whether every error is below ``tol``.
+        """
+        if not self:
+            raise ValueError("the gradient check result is empty")
+
+        def band(err):
+            if err < tol:
+                return f"< {tol:.0e}   agrees"
+            return f">= {wrong:.0e}  WRONG" if err >= wrong else f"{tol:.0e} .. {wrong:.0e}  suspicious"
+        return self._table(band) + f"\nmax error < {tol:.0e}: {self.passed(tol)}\npassed: {self.passed(tol)}"
+
+    def _table(self, cell) -> str:
         width = max(len("tensor"), *(len(k) for k in self))
         lines = [f"{'tensor':<{width}}  max rel. error", f"{'-' * width}  --------------"]
-        lines += [f"{name:<{width}}  {err:.2e}" for name, err in self.items()]
+        lines += [f"{name:<{width}}  {cell(err)}" for name, err in self.items()]
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self._table(lambda err: f"{err:.2e}")
 
     def _repr_pretty_(self, printer, cycle):
         printer.text(str(self))

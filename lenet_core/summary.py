@@ -8,8 +8,6 @@ from the model itself, and the historical LeNet-5 of LeCun et al. (1998) counted
   :func:`partial_conv_parameters` counts the parameters of such a partially connected convolution.
 - :func:`lecun1998_table` recomputes the paper's per-layer trainable parameters and connections
   (totals 60,000 and 340,908, as the paper states).
-- :func:`gradcheck_summary` prints a :class:`~lenet_core.gradcheck.GradCheckResult` as bands
-  (``< 1e-7``, ``>= 1e-2``) instead of raw errors, so that the text is the same on every machine.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from .layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU, 
 
 __all__ = ["LayerRow", "ModelSummary", "summary", "describe", "parameter_formula", "C3_TABLE",
            "partial_conv_parameters", "format_connection_table", "PaperRow", "lecun1998_table",
-           "format_paper_table", "gradcheck_summary", "plot_parameter_counts", "plot_connection_table"]
+           "format_paper_table", "plot_parameter_counts", "plot_connection_table"]
 
 #: element-wise layers without parameters that ``merge_activations`` folds into the row before them
 ACTIVATIONS = (Tanh, ReLU, Sigmoid)
@@ -299,29 +297,6 @@ def format_paper_table(rows: list[PaperRow]) -> str:
 # ----------------------------------------------------------------------------------------------
 # Gradient checks, summarised in machine-independent text
 # ----------------------------------------------------------------------------------------------
-
-def gradcheck_summary(result, tol: float = 1e-7, wrong: float = 1e-2) -> str:
-    """A :class:`~lenet_core.gradcheck.GradCheckResult` as error bands and a verdict.
-
-    Each tensor is ``< tol`` (agrees), ``>= wrong`` (WRONG) or in between (suspicious); the last line
-    is ``passed: True`` when every error is below ``tol``. Raw errors change in their last digits from
-    machine to machine; these bands do not, so the text can be compared by nbval.
-    """
-    if not result:
-        raise ValueError("the gradient check result is empty")
-    body = []
-    for name, err in result.items():
-        if err < tol:
-            band = f"< {tol:.0e}   agrees"
-        elif err >= wrong:
-            band = f">= {wrong:.0e}  WRONG"
-        else:
-            band = f"{tol:.0e} .. {wrong:.0e}  suspicious"
-        body.append([name, band])
-    text = _format_table(["tensor", "max relative error"], body)
-    worst = max(result.values())
-    return text + f"\nmax error < {tol:.0e}: {worst < tol}\npassed: {worst < tol}"
-
 
 # ----------------------------------------------------------------------------------------------
 # Figures

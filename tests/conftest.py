@@ -1,4 +1,5 @@
-"""Shared fixtures. MNIST comes from ``$LENET_MNIST_DIR`` or ``../shared/mnist`` beside the repository."""
+"""Shared fixtures. MNIST comes from ``$LENET_MNIST_DIR`` (the root conftest.py points it at
+``../shared/mnist`` beside the repository when it is not set)."""
 
 import os
 import subprocess
@@ -14,16 +15,14 @@ from lenet_core.data import ENV_VAR, load_mnist
 REPO = Path(__file__).resolve().parents[1]
 
 
-def mnist_dir() -> Path:
-    path = Path(os.environ.get(ENV_VAR) or REPO.parent / "shared" / "mnist")
-    if not (path / "train-images-idx3-ubyte.gz").is_file():
-        raise RuntimeError(f"MNIST files not found in {path}: set {ENV_VAR} to the folder holding them")
-    return path
-
-
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
-    return mnist_dir()
+    folder = os.environ.get(ENV_VAR)
+    path = Path(folder or "")
+    if not folder or not (path / "train-images-idx3-ubyte.gz").is_file():
+        raise RuntimeError(f"MNIST files not found in {folder or '(' + ENV_VAR + ' is not set)'}: "
+                           f"set {ENV_VAR} to the folder holding them")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import pytest
 
 from lenet_core import (AvgPool2d, Conv2d, Flatten, LeNet5, Linear, MaxPool2d, MSELoss, ReLU, Sequential,
                         Sigmoid, SoftmaxCrossEntropy, Tanh)
-from lenet_core.gradcheck import check_layer, check_model, numerical_gradient, relative_error
+from lenet_core.gradcheck import GradCheckResult, check_layer, check_model, numerical_gradient, relative_error
 
 TOL = 1e-7
 
@@ -171,3 +171,17 @@ def test_check_layer_leaves_the_layer_untouched(rng):
 def test_numerical_gradient_rejects_float32():
     with pytest.raises(TypeError, match="float64"):
         numerical_gradient(lambda: 0.0, np.zeros(3, dtype=np.float32))
+
+
+def test_gradcheck_verdict_bands():
+    good = GradCheckResult(x=3e-11, W=2.5e-10)
+    text = good.verdict()
+    assert text.endswith("passed: True") and "max error < 1e-07: True" in text and "WRONG" not in text
+    assert "3e-11" not in text                                          # raw errors never printed
+    bad = GradCheckResult(x=3e-11, b=0.75)
+    text = bad.verdict()
+    assert text.endswith("passed: False")
+    assert [line.split()[-1] for line in text.splitlines()[2:4]] == ["agrees", "WRONG"]
+    assert "suspicious" in GradCheckResult(x=1e-4).verdict()
+    with pytest.raises(ValueError):
+        GradCheckResult().verdict()

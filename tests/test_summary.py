@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from lenet_core import AvgPool2d, Conv2d, Flatten, LeNet5, Linear, MaxPool2d, ReLU, Sequential, Tanh
-from lenet_core.gradcheck import GradCheckResult
-from lenet_core.summary import (C3_TABLE, format_connection_table, format_paper_table, gradcheck_summary,
+from lenet_core.summary import (C3_TABLE, format_connection_table, format_paper_table,
                                 lecun1998_table, partial_conv_parameters, plot_connection_table,
                                 plot_parameter_counts, summary)
 
@@ -110,19 +109,6 @@ def test_lecun1998_counts_match_the_papers_text():
     assert full["C3"] == 2416
     assert "60,000" in format_paper_table(lecun1998_table()) and "340,908" in format_paper_table(lecun1998_table())
 
-
-def test_gradcheck_summary_bands_and_verdict():
-    good = GradCheckResult(x=3e-11, W=2.5e-10)
-    text = gradcheck_summary(good)
-    assert text.endswith("passed: True") and "max error < 1e-07: True" in text and "WRONG" not in text
-    assert "3e-11" not in text                                          # raw errors never printed
-    bad = GradCheckResult(x=3e-11, b=0.75)
-    text = gradcheck_summary(bad)
-    assert text.endswith("passed: False")
-    assert [line.split()[-1] for line in text.splitlines()[2:4]] == ["agrees", "WRONG"]
-    assert "suspicious" in gradcheck_summary(GradCheckResult(x=1e-4))
-    with pytest.raises(ValueError):
-        gradcheck_summary(GradCheckResult())
 
 
 def test_figures_have_titles_and_labels():
