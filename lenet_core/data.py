@@ -31,7 +31,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["MNIST", "MNISTError", "FILES", "MIRRORS", "ENV_VAR", "load_mnist", "load_idx", "find_mnist_file",
-           "download", "cache_dir", "normalize", "pad", "prepare", "one_hot", "batches", "MNIST_MEAN", "MNIST_STD"]
+           "download", "cache_dir", "normalize", "pad", "prepare", "one_hot", "batches", "split_validation",
+           "VALIDATION_SIZE", "MNIST_MEAN", "MNIST_STD"]
 
 ENV_VAR = "LENET_MNIST_DIR"
 
@@ -49,6 +50,9 @@ MIRRORS = [
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 ]
+
+#: images held out of the 60,000 training images to tune on (the test set is read once per reported model)
+VALIDATION_SIZE = 5000
 
 #: mean and standard deviation of the training pixels scaled to [0, 1]
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -257,3 +261,21 @@ def batches(n: int, batch_size: int, *, shuffle: bool = True, rng=None):
     order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, size: int = VALIDATION_SIZE, seed: int = 0):
+    """Hold ``size`` images of a training set out as a validation split: ``(x_tr, y_tr), (x_val, y_val)``.
+
+    The held-out images are a seeded random choice (the same ``seed`` always holds out the same
+    images, whatever the model's seed); both parts keep the original order. Every choice the book
+    makes (learning rate, weight decay, epochs, augmentation) is judged on the validation split;
+    the test set is read once per reported model. ``size=0`` returns the whole set and an empty split.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} images but {len(y)} labels")
+    if not 0 <= size < len(x):
+        raise ValueError(f"validation size must be in 0..{len(x) - 1}, got {size}")
+    held = np.zeros(len(x), dtype=bool)
+    held[np.random.default_rng(seed).choice(len(x), size=size, replace=False)] = True
+    return (x[~held], y[~held]), (x[held], y[held])
