@@ -838,7 +838,7 @@ __all__ += ["moving_average", "plot_loss_curves", "plot_history", "plot_confusio
 
 
 # ----------------------------------------------------------------------------------------------
-# Chapter 7: the PyTorch twin (time per epoch of two training runs)
+# Chapter 8: the PyTorch twin (time per epoch of two training runs)
 # ----------------------------------------------------------------------------------------------
 
 def plot_epoch_seconds(histories, *, title: str = "Training time per epoch") -> Figure:

@@ -333,7 +333,7 @@ def test_feature_maps_with_input_image(rng):
 
 
 # ----------------------------------------------------------------------------------------------
-# Chapter 7: time per epoch of two histories
+# Chapter 8: time per epoch of two histories
 # ----------------------------------------------------------------------------------------------
 
 def test_epoch_seconds_bars_and_medians():
