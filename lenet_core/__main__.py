@@ -14,7 +14,7 @@ import time
 
 from .data import load_mnist, prepare
 from .model import LeNet5, load_weights, save_weights
-from .optim import make_optimizer, make_scheduler
+from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
 from .train import DEFAULT_RECIPE, evaluate, fit
 
 
@@ -29,11 +29,11 @@ def _parser() -> argparse.ArgumentParser:
                             "batches, weights saved as the same .npz")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=DEFAULT_RECIPE["batch_size"])
-    train.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default=DEFAULT_RECIPE["optimizer"])
+    train.add_argument("--optimizer", choices=list(OPTIMIZERS), default=DEFAULT_RECIPE["optimizer"])
     train.add_argument("--lr", type=float, default=None,
                        help=f"learning rate (default {DEFAULT_RECIPE['lr']}, or 1e-3 for adam)")
     train.add_argument("--weight-decay", type=float, default=DEFAULT_RECIPE["weight_decay"])
-    train.add_argument("--schedule", choices=["cosine", "step", "none"], default=DEFAULT_RECIPE["schedule"])
+    train.add_argument("--schedule", choices=list(SCHEDULES), default=DEFAULT_RECIPE["schedule"])
     train.add_argument("--augment", type=int, default=0, metavar="PIXELS",
                        help="shift each training image randomly by up to this many pixels per axis (0: off; 2 works well)")
     train.add_argument("--seed", type=int, default=0)
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     x_train, y_train = mnist.x_train, mnist.y_train
     if args.limit is not None:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    x_train = prepare(x_train)
+    # x_train stays uint8 (47 MB): fit prepares each batch, never the whole set as float (246 MB)
     model = LeNet5(seed=args.seed)
     lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else DEFAULT_RECIPE["lr"])
     print(f"LeNet-5 ({model.num_parameters():,} parameters, engine {args.engine}), {args.optimizer} lr={lr:g}, "

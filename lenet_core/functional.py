@@ -25,6 +25,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "output_size",
+    "pair",
+    "conv_geometry",
     "im2col",
     "col2im",
     "unfold",
@@ -41,12 +43,15 @@ __all__ = [
 ]
 
 
-def _pair(value, name: str) -> tuple[int, int]:
+def pair(value, name: str) -> tuple[int, int]:
     """``3 -> (3, 3)``; ``(3, 2)`` stays; anything else is an error that names ``name``."""
-    pair = (value, value) if np.isscalar(value) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+    values = (value, value) if np.isscalar(value) else tuple(value)
+    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) for v in values):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return int(pair[0]), int(pair[1])
+    return int(values[0]), int(values[1])
+
+
+_pair = pair          # the name the naive loops below use (chapter 2 prints their source)
 
 
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -264,7 +269,8 @@ class Workspace:
         return sum(b.nbytes for b in self._buffers.values())
 
 
-def _conv_geometry(x_shape, kernel_size, stride, padding):
+def conv_geometry(x_shape, kernel_size, stride, padding):
+    """``(kh, kw), (sh, sw), (ph, pw), OH, OW`` of a convolution over images of shape ``x_shape``."""
     (kh, kw) = _pair(kernel_size, "kernel_size")
     (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
     _, _, H, Wd = x_shape
@@ -286,7 +292,7 @@ def unfold(x, kernel_size, stride=1, padding=0, out=None):
     image (one window per image), the columns are ``x`` itself, reshaped, and nothing is copied.
     """
     _check_images(x)
-    (kh, kw), (sh, sw), (ph, pw), OH, OW = _conv_geometry(x.shape, kernel_size, stride, padding)
+    (kh, kw), (sh, sw), (ph, pw), OH, OW = conv_geometry(x.shape, kernel_size, stride, padding)
     N, C = x.shape[:2]
     if _whole_image(x.shape, (kh, kw), (ph, pw)):
         return x.reshape(N, C * kh * kw, 1)
@@ -308,7 +314,7 @@ def fold(cols, x_shape, kernel_size, stride=1, padding=0):
 
     cols: (N, C*KH*KW, OH*OW). Overlapping windows add up; the loop runs over the KH*KW offsets.
     """
-    (kh, kw), (sh, sw), (ph, pw), OH, OW = _conv_geometry(x_shape, kernel_size, stride, padding)
+    (kh, kw), (sh, sw), (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
     N, C, H, Wd = x_shape
     if _whole_image(x_shape, (kh, kw), (ph, pw)):
         return cols.reshape(x_shape).copy()
@@ -336,7 +342,7 @@ def conv2d(x, W, b, stride=1, padding=0, *, cols=None):
     if x.shape[1] != C:
         raise ValueError(f"x has {x.shape[1]} channels but W expects {C} (x shape {x.shape})")
     N = x.shape[0]
-    _, _, _, OH, OW = _conv_geometry(x.shape, (KH, KW), stride, padding)
+    _, _, _, OH, OW = conv_geometry(x.shape, (KH, KW), stride, padding)
     cols = unfold(x, (KH, KW), stride, padding, out=cols)
     W2 = W.reshape(F, -1)                                          # (F, C*KH*KW)
     if OH * OW == 1:
@@ -411,7 +417,8 @@ def pool2d(x, kernel_size, stride=None, mode="max"):
     argmax = np.zeros(out.shape, dtype=np.intp)
     for k in range(1, kh * kw):
         candidate = at(*divmod(k, kw))
-        better = candidate > out                                   # strict: ties keep the first maximum
+        # strict: ties keep the first maximum; a NaN beats any number (it propagates, as in PyTorch)
+        better = (candidate > out) | (np.isnan(candidate) & ~np.isnan(out))
         np.copyto(out, candidate, where=better)
         argmax[better] = k
     return out, argmax

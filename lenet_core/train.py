@@ -1,7 +1,8 @@
-"""Mini-batch training, evaluation and prediction for a :class:`~lenet_core.model.Sequential` model.
+"""Mini-batch training, evaluation and prediction for a :class:`~lenet_core.model.Sequential` model
+(chapter 6).
 
-Inputs are prepared arrays ``(N, 1, 32, 32)`` (see :func:`lenet_core.data.prepare`) and integer
-labels ``(N,)``.
+Inputs are prepared arrays ``(N, 1, 32, 32)`` (see :func:`lenet_core.data.prepare`), or raw uint8
+digits ``(N, 28, 28)`` prepared batch by batch, and integer labels ``(N,)``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ._files import atomic_write
-from .data import batches
+from .data import batches, prepare
+from .layers import input_grad
 from .losses import SoftmaxCrossEntropy, softmax
 from .optim import make_optimizer, make_scheduler
 
-__all__ = ["History", "fit", "evaluate", "predict", "predict_proba", "random_shift", "DEFAULT_RECIPE"]
+__all__ = ["History", "fit", "train_loop", "evaluate", "predict", "predict_proba", "random_shift", "gather",
+           "check_data", "DEFAULT_RECIPE"]
 
 #: what ``fit`` and ``python -m lenet_core train`` use unless told otherwise: SGD with Nesterov momentum
 #: 0.9, learning rate 0.05 decayed to 0 along a cosine over the run, L2 weight decay 5e-4 (it keeps the
@@ -89,28 +92,93 @@ def random_shift(x: np.ndarray, max_shift: int, rng) -> np.ndarray:
     return windows[np.arange(n), :, dy, dx]
 
 
-def _check_data(x, y, what):
-    if x.ndim != 4:
-        raise ValueError(f"{what} images must have shape (N, C, H, W), got shape {x.shape}")
+def check_data(x, y, what: str) -> None:
+    """``ValueError`` naming ``what`` unless ``x`` holds images and ``y`` one integer label per image.
+
+    ``x``: prepared images (N, C, H, W), finite; or raw MNIST digits (N, 28, 28) uint8, which
+    :func:`fit`, :func:`evaluate` and :func:`predict` prepare batch by batch (:func:`lenet_core.data.prepare`).
+    """
+    if not (x.ndim == 4 or (x.ndim == 3 and x.dtype == np.uint8)):
+        raise ValueError(f"{what} images must have shape (N, C, H, W) (or uint8 digits (N, 28, 28)), "
+                         f"got shape {x.shape} and dtype {x.dtype}")
     if y.shape != (x.shape[0],):
         raise ValueError(f"{what}: {x.shape[0]} images but labels of shape {y.shape}")
-    if not np.all(np.isfinite(x)):
+    if x.ndim == 4 and not np.all(np.isfinite(x)):
         raise ValueError(f"{what} images contain NaN or infinite values")
+
+
+def gather(x: np.ndarray, idx, dtype) -> np.ndarray:
+    """The images ``x[idx]`` as a new (n, C, H, W) array of ``dtype``; raw uint8 digits (N, 28, 28) are
+    prepared here, batch by batch, so a training set never needs to exist in float form."""
+    if x.ndim == 3:
+        return prepare(x[idx], dtype=np.dtype(dtype).type)
+    return x[idx].astype(dtype, copy=False)
+
+
+def train_loop(step, x, y, *, epochs: int, batch_size: int, dtype, optimizer_lr, scheduler=None,
+               validate=None, augment: int = 0, seed: int = 0, quiet: bool = False,
+               progress: bool = True) -> History:
+    """The training loop of both engines (:func:`fit` and :func:`lenet_core.twin.fit_torch`). Chapter 6.
+
+    Per epoch: one ``np.random.default_rng(seed)`` shuffles the batches (:func:`lenet_core.data.batches`)
+    and shifts the images (:func:`random_shift`, ``augment`` pixels); for each batch
+    ``step(xb, yb) -> (loss, correct)`` does forward, loss, backward and update (it must skip the update
+    when the loss is not finite); then ``scheduler.step()`` and ``validate() -> (loss, acc)``.
+    ``optimizer_lr()`` reads the current learning rate. ``xb`` is (n, C, H, W) in ``dtype`` (see
+    :func:`gather`); ``yb`` the labels (n,). Returns the :class:`History`; raises ``FloatingPointError``
+    as soon as the loss stops being finite.
+    """
+    rng = np.random.default_rng(seed)
+    history = History()
+    steps = math.ceil(len(x) / batch_size)
+    for epoch in range(1, epochs + 1):
+        lr = optimizer_lr()
+        start = time.perf_counter()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = None
+        if progress and not quiet:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False)
+        for step_number, idx in enumerate(batches(len(x), batch_size, rng=rng), 1):
+            xb = random_shift(gather(x, idx, dtype), augment, rng)
+            loss, right = step(xb, y[idx])
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss} at epoch {epoch}, batch {step_number} "
+                                         f"(lr={optimizer_lr():g}); try a smaller learning rate")
+            total_loss += loss * len(idx)
+            correct += right
+            seen += len(idx)
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - start
+        if scheduler is not None:
+            scheduler.step()
+        val_loss, val_acc = validate() if validate is not None else (None, None)
+        for key, value in zip(History.KEYS, (epoch, total_loss / seen, correct / seen, val_loss, val_acc,
+                                             lr, seconds)):
+            history[key].append(value)
+        if not quiet:
+            print(history.row(epoch - 1), flush=True)
+    return history
 
 
 def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=None, loss_fn=None,
         validation=None, augment=0, seed=0, quiet=False, progress=True) -> History:
     """Train ``model`` in place on images ``x`` (N, C, H, W) and labels ``y`` (N,); return a :class:`History`.
 
+    Chapter 6. ``x`` may also be raw uint8 digits (N, 28, 28), prepared batch by batch (:func:`gather`).
     Without an ``optimizer``, uses :data:`DEFAULT_RECIPE` (SGD with Nesterov momentum, weight decay
     and the recipe's schedule over ``epochs``). ``validation=(x_val, y_val)`` is evaluated after each epoch.
     ``augment=k`` shifts every training image by up to ``k`` pixels. ``seed`` fixes the batch order
     and the augmentation. ``quiet`` silences the per-epoch lines and the progress bar.
     Raises ``FloatingPointError`` as soon as the loss stops being finite.
+    The loop itself is :func:`train_loop`, shared with the PyTorch twin.
     """
-    _check_data(x, y, "training")
+    check_data(x, y, "training")
     if validation is not None:
-        _check_data(*validation, "validation")
+        check_data(*validation, "validation")
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     batch_size = batch_size or DEFAULT_RECIPE["batch_size"]
@@ -121,59 +189,28 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
                                    weight_decay=DEFAULT_RECIPE["weight_decay"])
         scheduler = make_scheduler(DEFAULT_RECIPE["schedule"], optimizer, epochs)
     loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
-    rng = np.random.default_rng(seed)
-    history = History()
-    dtype = model.dtype
 
-    first = next(iter(model))
-    saved_flag = getattr(first, "need_input_grad", None)
-    if saved_flag is not None:
-        first.need_input_grad = False          # nobody reads d(loss)/d(image) while training
-    try:
-        for epoch in range(1, epochs + 1):
-            lr = optimizer.lr
-            start = time.perf_counter()
-            total_loss, correct, seen = 0.0, 0, 0
-            steps = math.ceil(len(x) / batch_size)
-            bar = None
-            if progress and not quiet:
-                from tqdm.auto import tqdm
-                bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False)
-            for step, idx in enumerate(batches(len(x), batch_size, rng=rng), 1):
-                xb = x[idx].astype(dtype, copy=False)
-                xb = random_shift(xb, augment, rng)
-                logits = model.forward(xb)
-                loss = loss_fn.forward(logits, y[idx])
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"training loss became {loss} at epoch {epoch}, batch {step} "
-                                             f"(lr={optimizer.lr:g}); try a smaller learning rate")
-                model.backward(loss_fn.backward())
-                optimizer.step(model.gradients())
-                total_loss += loss * len(idx)
-                correct += int((logits.argmax(axis=1) == y[idx]).sum())
-                seen += len(idx)
-                if bar is not None:
-                    bar.update()
-            if bar is not None:
-                bar.close()
-            seconds = time.perf_counter() - start
-            if scheduler is not None:
-                scheduler.step()
-            val_loss, val_acc = evaluate(model, *validation, loss_fn=loss_fn) if validation else (None, None)
-            for key, value in zip(History.KEYS, (epoch, total_loss / seen, correct / seen, val_loss, val_acc,
-                                                 lr, seconds)):
-                history[key].append(value)
-            if not quiet:
-                print(history.row(epoch - 1), flush=True)
-    finally:
-        if saved_flag is not None:
-            first.need_input_grad = saved_flag
-    return history
+    def step(xb, yb):
+        logits = model.forward(xb)
+        loss = loss_fn.forward(logits, yb)
+        if math.isfinite(loss):
+            model.backward(loss_fn.backward())
+            optimizer.step(model.gradients())
+        return loss, int((logits.argmax(axis=1) == yb).sum())
+
+    def validate():
+        return evaluate(model, *validation, loss_fn=loss_fn)
+
+    with input_grad(model, False):                 # nobody reads d(loss)/d(image) while training
+        return train_loop(step, x, y, epochs=epochs, batch_size=batch_size, dtype=model.dtype,
+                          optimizer_lr=lambda: optimizer.lr, scheduler=scheduler,
+                          validate=validate if validation is not None else None, augment=augment,
+                          seed=seed, quiet=quiet, progress=progress)
 
 
 def _logits(model, x, batch_size):
     dtype = model.dtype
-    return np.concatenate([model.forward(x[i:i + batch_size].astype(dtype, copy=False))
+    return np.concatenate([model.forward(gather(x, slice(i, i + batch_size), dtype))
                            for i in range(0, len(x), batch_size)])
 
 
@@ -189,7 +226,7 @@ def predict(model, x, batch_size=1000) -> np.ndarray:
 
 def evaluate(model, x, y, batch_size=1000, loss_fn=None) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` on images ``x`` (N, C, H, W) and labels ``y`` (N,)."""
-    _check_data(x, y, "evaluation")
+    check_data(x, y, "evaluation")
     logits = _logits(model, x, batch_size)
     loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
     return loss_fn.forward(logits, y), float((logits.argmax(axis=1) == y).mean())

@@ -154,7 +154,7 @@ def test_gradient_check_catches_a_planted_bug(rng):
     """The check can fail: a Tanh whose backward forgets to square y is caught."""
     class BuggyTanh(Tanh):
         def backward(self, dout):
-            return dout * (1 - self._y)
+            return dout * (1 - self.cache["y"])
     result = check_layer(BuggyTanh(), rng.standard_normal((3, 4)))
     assert not result.passed(TOL)
     assert result["x"] > 1e-2

@@ -148,6 +148,26 @@ def test_optimizer_errors():
         opt.step({"v": np.zeros(2)})
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")
+def test_one_table_of_names_drives_both_engines():
+    torch = pytest.importorskip("torch")
+    from lenet_core import optim
+    from lenet_core.twin import TorchLeNet5, recipe_optimizer
+    for name, (cls, fixed) in optim.OPTIMIZERS.items():
+        ours = optim.make_optimizer(name, {"w": np.zeros(1)}, 0.1)
+        theirs, _ = recipe_optimizer(TorchLeNet5(), 3, {"optimizer": name, "schedule": "none"})
+        assert type(ours).__name__ == type(theirs).__name__ == cls
+        assert all(getattr(ours, k) == theirs.defaults[k] == v for k, v in fixed.items())
+    for name, entry in optim.SCHEDULES.items():
+        ours = optim.make_scheduler(name, SGD({"w": np.zeros(1)}, lr=1.0), 9)
+        _, theirs = recipe_optimizer(TorchLeNet5(), 9, {"schedule": name})
+        assert (ours is None) == (theirs is None) == (entry is None)
+        if entry is not None:
+            assert type(ours).__name__ == type(theirs).__name__ == entry[0]
+            assert [ours.step() for _ in range(9)] == pytest.approx(
+                [(theirs.step(), theirs.get_last_lr()[0])[1] / 0.05 for _ in range(9)])
+
+
 def test_make_scheduler():
     from lenet_core.optim import make_scheduler
     opt = SGD({"w": np.zeros(1)}, lr=1.0)
