@@ -397,3 +397,27 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, mnist_root):
     weights_as_checkpoint = cli("train", "--resume", "ref.npz", "--out", "x.npz", cwd=tmp_path, env=env)
     assert_one_line_error(weights_as_checkpoint, EXIT_CODES["weights"],
                           r"ref\.npz is not a lenet_core checkpoint \(no 'meta' entry\)")
+
+
+# ----------------------------------------------------------------------------------------------
+# API: clear errors instead of silent wrong answers or errors on private names
+# ----------------------------------------------------------------------------------------------
+
+def test_cross_entropy_refuses_targets_that_are_not_distributions():
+    from lenet_core.losses import SoftmaxCrossEntropy
+
+    logits = np.zeros((2, 3))
+    loss = SoftmaxCrossEntropy()
+    assert loss(logits, np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])) == pytest.approx(np.log(3))
+    for targets, row in (([[1.0, 0, 0], [-1.0, 2.0, 0]], 1), ([[0.5, 0.2, 0], [1.0, 0, 0]], 0),
+                         ([[np.nan, 1.0, 0], [1.0, 0, 0]], 0)):
+        with pytest.raises(ValueError, match=rf"target row {row} is not a probability distribution"):
+            loss(logits, np.array(targets))
+
+
+def test_loss_backward_before_forward():
+    from lenet_core.losses import MSELoss, SoftmaxCrossEntropy
+
+    for loss in (SoftmaxCrossEntropy(), MSELoss()):
+        with pytest.raises(RuntimeError, match="backward called before forward"):
+            loss.backward()
