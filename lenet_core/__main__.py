@@ -274,8 +274,6 @@ def _train(args, defaults) -> int:
             setattr(args, key, ckpt.args[key])
         if args.engine != "numpy":
             raise CLIError(f"--resume {args.resume}: only --engine numpy runs have checkpoints", "usage")
-        if ckpt.epoch >= args.epochs:
-            raise CLIError(f"--resume {args.resume}: the run already finished its {args.epochs} epochs", "usage")
     if args.engine == "torch" and not args.no_checkpoint:
         args.no_checkpoint, args.checkpoint = True, None      # fit_torch has no per-epoch hook yet
         print("note: --engine torch writes no checkpoint (its training loop has no per-epoch hook yet)")
@@ -383,7 +381,9 @@ def main(argv=None) -> int:
         finished = getattr(args, "finished", 0)
         if args.command == "train" and finished and not args.no_checkpoint:
             done = f"epoch 1 is" if finished == 1 else f"epochs 1-{finished} are"
-            message = (f"{what} during epoch {finished + 1}; {done} saved in {args.checkpoint}; "
+            when = (f"during epoch {finished + 1}" if finished < args.epochs
+                    else "after the last epoch, before the weights were saved")
+            message = (f"{what} {when}; {done} saved in {args.checkpoint}; "
                        f"resume with: python -m lenet_core train --resume {args.checkpoint} --out {args.out}")
         else:
             message = f"{what}; nothing was saved"

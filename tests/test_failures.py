@@ -394,6 +394,11 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, mnist_root):
     assert row[0] == row[1] and row[0].startswith("epoch  3")
     assert reference.stdout.splitlines()[-2].split(";")[0] == resumed.stdout.splitlines()[-2].split(";")[0]
 
+    again = cli("train", "--resume", ckpt, "--out", "again.npz", "--no-checkpoint", "--quiet", cwd=tmp_path, env=env)
+    assert again.returncode == 0 and "after epoch 3 of 3" in again.stdout, again.stderr   # nothing left to train
+    with np.load(tmp_path / "ref.npz") as ref, np.load(tmp_path / "again.npz") as got:
+        assert all(np.array_equal(ref[name], got[name]) for name in ref.files)
+
     weights_as_checkpoint = cli("train", "--resume", "ref.npz", "--out", "x.npz", cwd=tmp_path, env=env)
     assert_one_line_error(weights_as_checkpoint, EXIT_CODES["weights"],
                           r"ref\.npz is not a lenet_core checkpoint \(no 'meta' entry\)")
