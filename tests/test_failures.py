@@ -257,6 +257,26 @@ def test_download_deadline_and_stall_timeout(tmp_path, slow_server, path, patter
     assert list(folder.iterdir()) == []                                              # no .part left
 
 
+def test_download_from_a_server_that_never_answers(tmp_path):
+    """A mirror that accepts the connection and then says nothing (a black hole after the handshake):
+    given up after the stall timeout, announced on stderr, nothing left behind."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)                                   # never accepted: the kernel completes the handshake
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        folder = tmp_path / "mnist"
+        folder.mkdir()
+        result = cli("train", *QUICK, "--data", folder, cwd=tmp_path,
+                     env={"LENET_MNIST_MIRRORS": f"{url}a/,{url}b/", "LENET_DOWNLOAD_STALL": "0.5",
+                          "LENET_MNIST_DIR": None})
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == EXIT_CODES["data"] and len(errors) == 1, result.stderr
+    assert re.search(rf"{url}a/{NAMES[0]}: no data for 0.5s; {url}b/{NAMES[0]}: no data for 0.5s", errors[0])
+    assert result.stderr.count("downloading ") == 2 and list(folder.iterdir()) == []
+
+
 def test_sigterm_during_download_leaves_nothing(tmp_path, slow_server):
     folder = tmp_path / "mnist"
     folder.mkdir()
