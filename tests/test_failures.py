@@ -446,3 +446,24 @@ def test_loss_backward_before_forward():
     for loss in (SoftmaxCrossEntropy(), MSELoss()):
         with pytest.raises(RuntimeError, match="backward called before forward"):
             loss.backward()
+
+
+def test_conv2d_backward_refuses_a_dout_of_the_wrong_shape():
+    from lenet_core import Conv2d
+
+    conv = Conv2d(1, 2, 3, rng=0)
+    conv.forward(np.zeros((2, 1, 6, 6), np.float32))                  # output (2, 2, 4, 4)
+    for dout in (np.ones((1, 2, 4, 4), np.float32), np.ones((2, 2, 3, 4), np.float32),
+                 np.ones((2, 3, 4, 4), np.float32)):
+        with pytest.raises(ValueError, match=rf"dout has shape \({', '.join(map(str, dout.shape))}\), "
+                                             r"but the forward pass produced output of shape \(2, 2, 4, 4\)"):
+            conv.backward(dout)
+    with pytest.raises(ValueError, match=r"dout must have shape \(N, C, H, W\), got shape \(32,\)"):
+        conv.backward(np.ones(32, np.float32))
+
+
+def test_conv2d_refuses_complex_input():
+    from lenet_core import Conv2d
+
+    with pytest.raises(TypeError, match="x must hold real numbers, got dtype complex128"):
+        Conv2d(1, 2, 3, rng=0).forward(np.zeros((1, 1, 5, 5)) + 1j)
