@@ -188,8 +188,8 @@ def _check_output(path: str, option: str, suffix: str) -> Path:
         folder = folder.parent
     if not folder.is_dir():
         raise CLIError(f"{option} {path}: {folder} is not a folder", "usage")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
+    try:                                        # the name atomic_write's temporary file will have
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{p.name}.", suffix=".tmp"):
             pass
     except OSError as e:
         raise CLIError(f"{option} {path}: cannot write in {folder} ({e.strerror})", "usage") from None
@@ -389,8 +389,13 @@ def main(argv=None) -> int:
             message = f"{what}; nothing was saved"
         return _fail(args, message, EXIT_CODES["interrupted"])
     except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        return _fail(args, f"{where}{e.strerror or e}", EXIT_CODES["output"])
+        where = f" {e.filename}" if e.filename else ""
+        message = f"could not write{where}: {e.strerror or e}"
+        finished = getattr(args, "finished", 0)
+        if args.command == "train" and finished and not args.no_checkpoint:
+            message += (f"; epochs 1-{finished} are saved in {args.checkpoint}; save them with: python -m "
+                        f"lenet_core train --resume {args.checkpoint} --out OTHER.npz")
+        return _fail(args, message, EXIT_CODES["output"])
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

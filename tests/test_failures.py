@@ -467,3 +467,52 @@ def test_conv2d_refuses_complex_input():
 
     with pytest.raises(TypeError, match="x must hold real numbers, got dtype complex128"):
         Conv2d(1, 2, 3, rng=0).forward(np.zeros((1, 1, 5, 5)) + 1j)
+
+
+def test_output_that_fails_after_training_keeps_the_run(tmp_path, mnist_root):
+    """--out's folder turns into a file while training: exit 5, one line, and the finished run is in the
+    checkpoint, which --resume turns into weights."""
+    (tmp_path / "sub").mkdir()
+    full_env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / ".no-cache"), "LENET_MNIST_MIRRORS": DEAD_MIRROR,
+                "PYTHONPATH": str(REPO), "LENET_MNIST_DIR": str(mnist_root)}
+    args = ["--epochs", "2", "--limit", "1200", "--validation", "100", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "lenet_core", "train", *args, "--out", "sub/w.npz",
+                             "--checkpoint", "ck.npz"], cwd=tmp_path, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "ck.npz").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (tmp_path / "sub").rmdir()
+    (tmp_path / "sub").write_text("now a file")
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_CODES["output"], stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    assert re.match(r"error: could not write sub: File exists; epochs 1-2 are saved in ck\.npz; save them with: "
+                    r"python -m lenet_core train --resume ck\.npz --out OTHER\.npz$", stderr.strip()), stderr
+    resumed = cli("train", "--resume", "ck.npz", "--out", "w.npz", "--no-checkpoint", cwd=tmp_path,
+                  env={"LENET_MNIST_DIR": str(mnist_root)})
+    assert resumed.returncode == 0 and (tmp_path / "w.npz").exists(), resumed.stderr
+
+
+def test_an_interrupted_save_leaves_the_old_file(tmp_path):
+    """What SIGINT/SIGTERM (a KeyboardInterrupt in the CLI) does in the middle of a save: the temporary
+    file is removed and the previous file stays as it was."""
+    from lenet_core._files import atomic_write
+
+    path = save_weights(LeNet5(seed=1), tmp_path / "w.npz")
+    before = snapshot(tmp_path)
+
+    def interrupted(f):
+        f.write(b"half a file")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, ".npz", interrupted)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_file_name_too_long_is_refused_before_training(tmp_path):
+    name = "w" * 250 + ".npz"
+    result = cli("train", "--out", name, cwd=tmp_path, env={"LENET_MNIST_DIR": str(tmp_path / "none")})
+    assert_one_line_error(result, EXIT_CODES["usage"], r"--out w+\.npz: cannot write in .* \(File name too long\)")
+    assert snapshot(tmp_path) == []
