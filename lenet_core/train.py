@@ -21,8 +21,8 @@ from .layers import input_grad
 from .losses import SoftmaxCrossEntropy, softmax
 from .optim import make_optimizer, make_scheduler
 
-__all__ = ["History", "fit", "train_loop", "evaluate", "predict", "predict_proba", "random_shift", "gather",
-           "check_data", "DEFAULT_RECIPE"]
+__all__ = ["History", "DivergenceError", "DIVERGENCE_FACTOR", "fit", "train_loop", "evaluate", "predict",
+           "predict_proba", "random_shift", "gather", "check_data", "DEFAULT_RECIPE"]
 
 #: what ``fit`` and ``python -m lenet_core train`` use unless told otherwise: SGD with Nesterov momentum
 #: 0.9, learning rate 0.05 decayed to 0 along a cosine over the run, L2 weight decay 5e-4 (it keeps the
@@ -30,6 +30,33 @@ __all__ = ["History", "fit", "train_loop", "evaluate", "predict", "predict_proba
 #: mini-batches of 64. Inputs are normalised by :func:`lenet_core.data.prepare`, weights start from
 #: LeCun's uniform initialisation. Augmentation (random shifts) is off unless asked for.
 DEFAULT_RECIPE = dict(optimizer="momentum", lr=0.05, weight_decay=5e-4, batch_size=64, schedule="cosine")
+
+
+#: training stops as diverged when a batch's loss exceeds this many times its starting value (the first
+#: batch's loss, at least the loss of a uniform guess, ln(classes)): healthy runs only go down from there
+DIVERGENCE_FACTOR = 10
+
+
+class DivergenceError(FloatingPointError):
+    """Training diverged: the loss became NaN/infinite or rose far above its starting value."""
+
+
+def _divergence(loss, reference, epoch, step, settings) -> DivergenceError | None:
+    """A :class:`DivergenceError` naming the batch and the likely cause if ``loss`` shows divergence.
+
+    ``settings``: the optimizer's ``(lr, weight_decay, adaptive)`` (``adaptive`` for Adam)."""
+    if math.isfinite(loss) and loss <= DIVERGENCE_FACTOR * reference:
+        return None
+    what = (f"became {loss}" if not math.isfinite(loss) else
+            f"rose to {loss:.4g}, over {DIVERGENCE_FACTOR}x its starting value {reference:.3g},")
+    lr, wd, adaptive = settings
+    setting = f"lr={lr:g}" + (f", weight decay {wd:g}" if wd else "")
+    if wd and not adaptive and lr * wd >= 1:   # SGD: each step scales w by 1 - lr*wd
+        cause = (f"the weight decay is too large: lr x weight decay = {lr * wd:.3g} >= 1 makes every step "
+                 f"overshoot; try a smaller weight decay")
+    else:
+        cause = "the learning rate is likely too large; try a smaller one"
+    return DivergenceError(f"training loss {what} at epoch {epoch}, batch {step} ({setting}): {cause}")
 
 
 class History(dict):
@@ -108,43 +135,50 @@ def check_data(x, y, what: str) -> None:
 
 
 def gather(x: np.ndarray, idx, dtype) -> np.ndarray:
-    """The images ``x[idx]`` as a new (n, C, H, W) array of ``dtype``; raw uint8 digits (N, 28, 28) are
+    """The images ``x[idx]`` as a (n, C, H, W) array of ``dtype``; raw uint8 digits (N, 28, 28) are
     prepared here, batch by batch, so a training set never needs to exist in float form."""
     if x.ndim == 3:
         return prepare(x[idx], dtype=np.dtype(dtype).type)
     return x[idx].astype(dtype, copy=False)
 
 
-def train_loop(step, x, y, *, epochs: int, batch_size: int, dtype, optimizer_lr, scheduler=None,
-               validate=None, augment: int = 0, seed: int = 0, quiet: bool = False,
-               progress: bool = True) -> History:
-    """The training loop of both engines (:func:`fit` and :func:`lenet_core.twin.fit_torch`). Chapter 6.
+def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, optimizer_settings,
+               scheduler=None, validate=None, augment: int = 0, seed=0, quiet: bool = False,
+               progress: bool = True, history=None, on_epoch_end=None) -> History:
+    """The one training loop of both engines (:func:`fit`, :func:`lenet_core.twin.fit_torch`). Chapter 6.
 
-    Per epoch: one ``np.random.default_rng(seed)`` shuffles the batches (:func:`lenet_core.data.batches`)
-    and shifts the images (:func:`random_shift`, ``augment`` pixels); for each batch
-    ``step(xb, yb) -> (loss, correct)`` does forward, loss, backward and update (it must skip the update
-    when the loss is not finite); then ``scheduler.step()`` and ``validate() -> (loss, acc)``.
-    ``optimizer_lr()`` reads the current learning rate. ``xb`` is (n, C, H, W) in ``dtype`` (see
-    :func:`gather`); ``yb`` the labels (n,). Returns the :class:`History`; raises ``FloatingPointError``
-    as soon as the loss stops being finite.
+    Per batch: the indices come from :func:`lenet_core.data.batches`, the images from :func:`gather`
+    (``dtype``) and :func:`random_shift` (``augment`` pixels), all drawn from one
+    ``np.random.default_rng(seed)`` (a Generator is used as is); ``forward(xb, yb) -> (loss, correct,
+    classes)``; the loss is checked for divergence; ``update()`` runs backward and the optimizer step.
+    Per epoch: ``scheduler.step()``, then ``validate() -> (loss, acc)``, a row of the :class:`History`,
+    ``on_epoch_end(epoch, history)``. ``optimizer_settings() -> (lr, weight_decay, adaptive)`` reads the
+    optimizer. ``history`` (epochs already done) is continued up to ``epochs``.
+    Raises :class:`DivergenceError` (a ``FloatingPointError``) naming the likely cause as soon as a batch's
+    loss is not finite or exceeds :data:`DIVERGENCE_FACTOR` times its starting value.
     """
-    rng = np.random.default_rng(seed)
-    history = History()
+    rng = np.random.default_rng(seed)                  # a Generator is used as is
+    history = History() if history is None else history
+    done = len(history["epoch"])
+    reference = None                                     # the starting loss, for divergence
     steps = math.ceil(len(x) / batch_size)
-    for epoch in range(1, epochs + 1):
-        lr = optimizer_lr()
+    for epoch in range(done + 1, epochs + 1):
+        lr = optimizer_settings()[0]
         start = time.perf_counter()
         total_loss, correct, seen = 0.0, 0, 0
         bar = None
         if progress and not quiet:
             from tqdm.auto import tqdm
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False)
-        for step_number, idx in enumerate(batches(len(x), batch_size, rng=rng), 1):
+        for step, idx in enumerate(batches(len(x), batch_size, rng=rng), 1):
             xb = random_shift(gather(x, idx, dtype), augment, rng)
-            loss, right = step(xb, y[idx])
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss} at epoch {epoch}, batch {step_number} "
-                                         f"(lr={optimizer_lr():g}); try a smaller learning rate")
+            loss, right, classes = forward(xb, y[idx])
+            if reference is None:
+                reference = max(loss, math.log(classes)) if math.isfinite(loss) else math.inf
+            diverged = _divergence(loss, reference, epoch, step, optimizer_settings())
+            if diverged is not None:
+                raise diverged
+            update()
             total_loss += loss * len(idx)
             correct += right
             seen += len(idx)
@@ -161,11 +195,14 @@ def train_loop(step, x, y, *, epochs: int, batch_size: int, dtype, optimizer_lr,
             history[key].append(value)
         if not quiet:
             print(history.row(epoch - 1), flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
     return history
 
 
 def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=None, loss_fn=None,
-        validation=None, augment=0, seed=0, quiet=False, progress=True) -> History:
+        validation=None, augment=0, seed=0, quiet=False, progress=True, history=None,
+        on_epoch_end=None) -> History:
     """Train ``model`` in place on images ``x`` (N, C, H, W) and labels ``y`` (N,); return a :class:`History`.
 
     Chapter 6. ``x`` may also be raw uint8 digits (N, 28, 28), prepared batch by batch (:func:`gather`).
@@ -173,8 +210,14 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
     and the recipe's schedule over ``epochs``). ``validation=(x_val, y_val)`` is evaluated after each epoch.
     ``augment=k`` shifts every training image by up to ``k`` pixels. ``seed`` fixes the batch order
     and the augmentation. ``quiet`` silences the per-epoch lines and the progress bar.
-    Raises ``FloatingPointError`` as soon as the loss stops being finite.
+    Raises :class:`DivergenceError` (a ``FloatingPointError``) naming the likely cause as soon as a batch's
+    loss is not finite or exceeds :data:`DIVERGENCE_FACTOR` times its starting value.
     The loop itself is :func:`train_loop`, shared with the PyTorch twin.
+
+    Resuming (what a checkpoint needs, :mod:`lenet_core.checkpoint`): ``history`` (a :class:`History` of the
+    epochs already done) is continued from epoch ``len(history["epoch"]) + 1`` up to ``epochs``; ``seed``
+    may be a ``np.random.Generator`` (used as is, so a restored generator state continues the batch order).
+    ``on_epoch_end(epoch, history)`` is called after every epoch, once its row is in the history.
     """
     check_data(x, y, "training")
     if validation is not None:
@@ -190,22 +233,26 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
         scheduler = make_scheduler(DEFAULT_RECIPE["schedule"], optimizer, epochs)
     loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
 
-    def step(xb, yb):
+    def forward(xb, yb):
         logits = model.forward(xb)
-        loss = loss_fn.forward(logits, yb)
-        if math.isfinite(loss):
-            model.backward(loss_fn.backward())
-            optimizer.step(model.gradients())
-        return loss, int((logits.argmax(axis=1) == yb).sum())
+        return loss_fn.forward(logits, yb), int((logits.argmax(axis=1) == yb).sum()), logits.shape[1]
+
+    def update():
+        model.backward(loss_fn.backward())
+        optimizer.step(model.gradients())
+
+    def settings():
+        return optimizer.lr, getattr(optimizer, "weight_decay", 0.0), hasattr(optimizer, "betas")
 
     def validate():
         return evaluate(model, *validation, loss_fn=loss_fn)
 
     with input_grad(model, False):                 # nobody reads d(loss)/d(image) while training
-        return train_loop(step, x, y, epochs=epochs, batch_size=batch_size, dtype=model.dtype,
-                          optimizer_lr=lambda: optimizer.lr, scheduler=scheduler,
+        return train_loop(forward, update, x, y, epochs=epochs, batch_size=batch_size, dtype=model.dtype,
+                          optimizer_settings=settings, scheduler=scheduler,
                           validate=validate if validation is not None else None, augment=augment,
-                          seed=seed, quiet=quiet, progress=progress)
+                          seed=seed, quiet=quiet, progress=progress, history=history,
+                          on_epoch_end=on_epoch_end)
 
 
 def _logits(model, x, batch_size):

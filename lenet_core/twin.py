@@ -166,7 +166,8 @@ def evaluate_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: 
 
 
 def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 10, recipe: dict | None = None,
-              optimizer=None, scheduler=None, validation=None, seed: int = 0, quiet: bool = True) -> _train.History:
+              optimizer=None, scheduler=None, validation=None, seed=0, quiet: bool = True, history=None,
+              on_epoch_end=None) -> _train.History:
     """Train a torch ``module`` in place exactly as :func:`lenet_core.train.fit` trains a scratch model.
 
     x: prepared images (N, 1, 32, 32) (:func:`lenet_core.data.prepare`), y: labels (N,); both NumPy.
@@ -182,7 +183,7 @@ def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 
     ``validation=(x_val, y_val)`` is evaluated. Computation happens in the module's dtype.
     Returns a :class:`lenet_core.train.History` (keys ``epoch, loss, train_acc, val_loss, val_acc,
     lr, seconds``; ``seconds`` is training time only). Raises ``FloatingPointError`` when the loss
-    stops being finite.
+    stops being finite. ``history`` and ``on_epoch_end`` continue a run and report each epoch, as in ``fit``.
     """
     _train.check_data(x, y, "training")
     if validation is not None:
@@ -196,20 +197,27 @@ def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 
         optimizer, scheduler = recipe_optimizer(module, epochs, r)
     dtype = _module_dtype(module)
 
-    def step(xb, yb):
+    state = {}
+
+    def forward(xb, yb):
         labels = torch.from_numpy(np.asarray(yb, dtype=np.int64))
         logits = module(torch.from_numpy(np.ascontiguousarray(xb)))
-        loss = nn.functional.cross_entropy(logits, labels)
-        value = loss.item()
-        if math.isfinite(value):
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        return value, int((logits.detach().argmax(dim=1) == labels).sum())
+        state["loss"] = loss = nn.functional.cross_entropy(logits, labels)
+        return loss.item(), int((logits.detach().argmax(dim=1) == labels).sum()), logits.shape[1]
+
+    def update():
+        optimizer.zero_grad(set_to_none=True)
+        state.pop("loss").backward()
+        optimizer.step()
+
+    def settings():
+        group = optimizer.param_groups[0]
+        return group["lr"], group.get("weight_decay", 0.0), "betas" in group
 
     module.train()
-    return _train.train_loop(step, x, y, epochs=epochs, batch_size=r["batch_size"],
+    return _train.train_loop(forward, update, x, y, epochs=epochs, batch_size=r["batch_size"],
                              dtype=torch.empty(0, dtype=dtype).numpy().dtype,
-                             optimizer_lr=lambda: optimizer.param_groups[0]["lr"], scheduler=scheduler,
+                             optimizer_settings=settings, scheduler=scheduler,
                              validate=(lambda: evaluate_torch(module, *validation)) if validation is not None else None,
-                             augment=r["augment"], seed=seed, quiet=quiet, progress=False)
+                             augment=r["augment"], seed=seed, quiet=quiet, progress=False, history=history,
+                             on_epoch_end=on_epoch_end)
