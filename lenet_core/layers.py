@@ -146,7 +146,8 @@ class Conv2d(Layer):
     Chapter 2 explains the forward pass, chapter 4 the backward pass.
     x: (N, in_channels, H, W) -> (N, out_channels, OH, OW), OH = (H + 2*padding - kh) // stride + 1.
     Parameters: ``W`` (out_channels, in_channels, kh, kw), ``b`` (out_channels,).
-    ``cache``: ``cols`` (the unfolded windows, :func:`~lenet_core.functional.unfold`) and ``x_shape``.
+    ``cache``: ``cols`` (the unfolded windows, :func:`~lenet_core.functional.unfold`; they live in
+    the workspace and are overwritten by the next forward) and ``x_shape``.
     With ``need_input_grad = False`` the backward pass skips dL/dx (the fold) and returns ``None``.
 
     The unfolded windows and their gradient live in a :class:`~lenet_core.functional.Workspace`
@@ -168,27 +169,19 @@ class Conv2d(Layer):
         self.need_input_grad = True
         self.workspace = functional.Workspace()
 
-    def _scratch(self, name, x_shape, dtype):
-        """A reused (N, C*kh*kw, OH*OW) buffer for an input of shape ``x_shape``."""
-        (kh, kw), _, _, oh, ow = functional.conv_geometry(x_shape, self.kernel_size, self.stride, self.padding)
-        return self.workspace.get(name, (x_shape[0], x_shape[1] * kh * kw, oh * ow), dtype)
-
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}")
         W, b = self.params["W"], self.params["b"]
-        out, cols = functional.conv2d(x, W, b, self.stride, self.padding,
-                                      cols=self._scratch("cols", x.shape, x.dtype))
+        out, cols = functional.conv2d(x, W, b, self.stride, self.padding, workspace=self.workspace)
         self.cache = {"cols": cols, "x_shape": x.shape}
         return out
 
     def backward(self, dout):
         W, cache = self.params["W"], self.cache
-        dcols = (self._scratch("dcols", cache["x_shape"], np.result_type(dout, W))
-                 if self.need_input_grad else None)
         dx, self.grads["W"], self.grads["b"] = functional.conv2d_backward(
             dout, cache["cols"], cache["x_shape"], W, self.stride, self.padding,
-            need_dx=self.need_input_grad, dcols=dcols)
+            need_dx=self.need_input_grad, workspace=self.workspace)
         return dx
 
     def describe(self):
