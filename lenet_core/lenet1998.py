@@ -645,7 +645,7 @@ def evaluate_1998(model, x, y, loss_fn, batch_size=1000) -> tuple[float, float]:
 
 def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_size=32, validation=None,
              distort=False, augment_shift=0, seed=0, hessian_samples=500, mu=0.02, lr=None,
-             weight_decay=5e-4, sdlm_reduction="mean", progress=True, quiet=False):
+             weight_decay=5e-4, sdlm_reduction="mean", constant_lr=False, progress=True, quiet=False):
     """Train ``model`` in place; return a :class:`lenet_core.train.History`.
 
     ``optimizer="sdlm"``: the paper's procedure. Before every pass the diagonal Hessian is
@@ -660,7 +660,8 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
     for an RBF output and :class:`~lenet_core.losses.SoftmaxCrossEntropy` otherwise.
     ``distort`` draws a fresh :func:`random_affine` distortion of every image at every pass;
     ``augment_shift=k`` shifts by up to k pixels instead (:func:`lenet_core.train.random_shift`).
-    ``validation=(x_val, y_val)`` is evaluated after each pass.
+    ``validation=(x_val, y_val)`` is evaluated after each pass. ``constant_lr`` keeps the first rate
+    throughout (no schedule), for short sanity checks.
     """
     from .train import History, random_shift
     if epochs < 1:
@@ -673,14 +674,14 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
         opt, sched = SDLM(model.parameters(), lr=sdlm_learning_rate(1), mu=mu), None
     elif optimizer == "momentum":
         opt = make_optimizer("momentum", model.parameters(), lr or 0.05, weight_decay=weight_decay)
-        sched = make_scheduler("cosine", opt, epochs)
+        sched = None if constant_lr else make_scheduler("cosine", opt, epochs)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose 'sdlm' or 'momentum'")
     history = History()
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         if optimizer == "sdlm":
-            opt.lr = sdlm_learning_rate(epoch)
+            opt.lr = sdlm_learning_rate(1 if constant_lr else epoch)
             idx = rng.choice(len(x), size=min(hessian_samples, len(x)), replace=False)
             opt.set_curvature(estimate_curvature(model, x[idx], y[idx], loss_fn))
         lr_now = opt.lr
