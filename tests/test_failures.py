@@ -257,6 +257,26 @@ def test_download_deadline_and_stall_timeout(tmp_path, slow_server, path, patter
     assert list(folder.iterdir()) == []                                              # no .part left
 
 
+def test_download_from_a_server_that_never_answers(tmp_path):
+    """A mirror that accepts the connection and then says nothing (a black hole after the handshake):
+    given up after the stall timeout, announced on stderr, nothing left behind."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)                                   # never accepted: the kernel completes the handshake
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        folder = tmp_path / "mnist"
+        folder.mkdir()
+        result = cli("train", *QUICK, "--data", folder, cwd=tmp_path,
+                     env={"LENET_MNIST_MIRRORS": f"{url}a/,{url}b/", "LENET_DOWNLOAD_STALL": "0.5",
+                          "LENET_MNIST_DIR": None})
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == EXIT_CODES["data"] and len(errors) == 1, result.stderr
+    assert re.search(rf"{url}a/{NAMES[0]}: no data for 0.5s; {url}b/{NAMES[0]}: no data for 0.5s", errors[0])
+    assert result.stderr.count("downloading ") == 2 and list(folder.iterdir()) == []
+
+
 def test_sigterm_during_download_leaves_nothing(tmp_path, slow_server):
     folder = tmp_path / "mnist"
     folder.mkdir()
@@ -394,6 +414,108 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, mnist_root):
     assert row[0] == row[1] and row[0].startswith("epoch  3")
     assert reference.stdout.splitlines()[-2].split(";")[0] == resumed.stdout.splitlines()[-2].split(";")[0]
 
+    again = cli("train", "--resume", ckpt, "--out", "again.npz", "--no-checkpoint", "--quiet", cwd=tmp_path, env=env)
+    assert again.returncode == 0 and "after epoch 3 of 3" in again.stdout, again.stderr   # nothing left to train
+    with np.load(tmp_path / "ref.npz") as ref, np.load(tmp_path / "again.npz") as got:
+        assert all(np.array_equal(ref[name], got[name]) for name in ref.files)
+
     weights_as_checkpoint = cli("train", "--resume", "ref.npz", "--out", "x.npz", cwd=tmp_path, env=env)
     assert_one_line_error(weights_as_checkpoint, EXIT_CODES["weights"],
                           r"ref\.npz is not a lenet_core checkpoint \(no 'meta' entry\)")
+
+
+# ----------------------------------------------------------------------------------------------
+# API: clear errors instead of silent wrong answers or errors on private names
+# ----------------------------------------------------------------------------------------------
+
+def test_cross_entropy_refuses_targets_that_are_not_distributions():
+    from lenet_core.losses import SoftmaxCrossEntropy
+
+    logits = np.zeros((2, 3))
+    loss = SoftmaxCrossEntropy()
+    assert loss(logits, np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])) == pytest.approx(np.log(3))
+    for targets, row in (([[1.0, 0, 0], [-1.0, 2.0, 0]], 1), ([[0.5, 0.2, 0], [1.0, 0, 0]], 0),
+                         ([[np.nan, 1.0, 0], [1.0, 0, 0]], 0)):
+        with pytest.raises(ValueError, match=rf"target row {row} is not a probability distribution"):
+            loss(logits, np.array(targets))
+
+
+def test_loss_backward_before_forward():
+    from lenet_core.losses import MSELoss, SoftmaxCrossEntropy
+
+    for loss in (SoftmaxCrossEntropy(), MSELoss()):
+        with pytest.raises(RuntimeError, match="backward called before forward"):
+            loss.backward()
+
+
+def test_conv2d_backward_refuses_a_dout_of_the_wrong_shape():
+    from lenet_core import Conv2d
+
+    conv = Conv2d(1, 2, 3, rng=0)
+    conv.forward(np.zeros((2, 1, 6, 6), np.float32))                  # output (2, 2, 4, 4)
+    for dout in (np.ones((1, 2, 4, 4), np.float32), np.ones((2, 2, 3, 4), np.float32),
+                 np.ones((2, 3, 4, 4), np.float32)):
+        with pytest.raises(ValueError, match=rf"dout has shape \({', '.join(map(str, dout.shape))}\), "
+                                             r"but the forward pass produced output of shape \(2, 2, 4, 4\)"):
+            conv.backward(dout)
+    with pytest.raises(ValueError, match=r"dout must have shape \(N, C, H, W\), got shape \(32,\)"):
+        conv.backward(np.ones(32, np.float32))
+
+
+def test_conv2d_refuses_complex_input():
+    from lenet_core import Conv2d
+
+    with pytest.raises(TypeError, match="x must hold real numbers, got dtype complex128"):
+        Conv2d(1, 2, 3, rng=0).forward(np.zeros((1, 1, 5, 5)) + 1j)
+
+
+def test_output_that_fails_after_training_keeps_the_run(tmp_path, mnist_root):
+    """--out's folder turns into a file while training: exit 5, one line, and the finished run is in the
+    checkpoint, which --resume turns into weights."""
+    (tmp_path / "sub").mkdir()
+    full_env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / ".no-cache"), "LENET_MNIST_MIRRORS": DEAD_MIRROR,
+                "PYTHONPATH": str(REPO), "LENET_MNIST_DIR": str(mnist_root)}
+    args = ["--epochs", "2", "--limit", "1200", "--validation", "100", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "lenet_core", "train", *args, "--out", "sub/w.npz",
+                             "--checkpoint", "ck.npz"], cwd=tmp_path, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "ck.npz").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (tmp_path / "sub").rmdir()
+    (tmp_path / "sub").write_text("now a file")
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_CODES["output"], stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    assert re.match(r"error: could not write sub: File exists; epochs 1-2 are saved in ck\.npz; save them with: "
+                    r"python -m lenet_core train --resume ck\.npz --out OTHER\.npz$", stderr.strip()), stderr
+    resumed = cli("train", "--resume", "ck.npz", "--out", "w.npz", "--no-checkpoint", cwd=tmp_path,
+                  env={"LENET_MNIST_DIR": str(mnist_root)})
+    assert resumed.returncode == 0 and (tmp_path / "w.npz").exists(), resumed.stderr
+    evaluated = [cli("evaluate", name, cwd=tmp_path, env={"LENET_MNIST_DIR": str(mnist_root)}).stdout
+                 for name in ("w.npz", "ck.npz")]                     # evaluate reads checkpoints too
+    assert evaluated[0] == evaluated[1] and "test accuracy" in evaluated[0]
+
+
+def test_an_interrupted_save_leaves_the_old_file(tmp_path):
+    """What SIGINT/SIGTERM (a KeyboardInterrupt in the CLI) does in the middle of a save: the temporary
+    file is removed and the previous file stays as it was."""
+    from lenet_core._files import atomic_write
+
+    path = save_weights(LeNet5(seed=1), tmp_path / "w.npz")
+    before = snapshot(tmp_path)
+
+    def interrupted(f):
+        f.write(b"half a file")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, ".npz", interrupted)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_file_name_too_long_is_refused_before_training(tmp_path):
+    name = "w" * 250 + ".npz"
+    result = cli("train", "--out", name, cwd=tmp_path, env={"LENET_MNIST_DIR": str(tmp_path / "none")})
+    assert_one_line_error(result, EXIT_CODES["usage"], r"--out w+\.npz: cannot write in .* \(File name too long\)")
+    assert snapshot(tmp_path) == []
