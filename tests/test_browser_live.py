@@ -307,7 +307,9 @@ def test_playground_draw_predict_explain(open_page, live_site):
     blurred = _state(page)
     assert "blur baseline" in blurred["gap"] and blurred["gap"] != few["gap"]
 
-    page.click("#pg-undo")                                                     # back to the bar
+    page.click("#pg-undo")                                                     # the loop is undone,
+    assert _state(page)["prediction"].startswith("Draw a digit")
+    page.click("#pg-undo")                                                     # then the Clear
     assert _state(page)["prediction"].startswith("Prediction: 1")
 
     page.select_option("#pg-digit", "0")                                       # test digit 0: a 7

@@ -362,7 +362,7 @@
     var lim = D.maxAbs(ig.attributions);
     D.diverging($("pg-ig-map"), ig.attributions, 32, 32, lim);
     var change = ig.fx - ig.fb, rel = change !== 0 ? ig.delta / change : 0;
-    $("pg-ig-scale").textContent = "colour limits \u00b1" + lim.toPrecision(3);
+    $("pg-ig-scale").textContent = "(limits \u00b1" + lim.toPrecision(3) + ")";
     $("pg-gap").innerHTML =
       "Class " + target + ", " + steps + " steps, " + method.replace("_", " ") + ", " + kind + " baseline.<br>" +
       "Sum of attributions " + D.fmt(ig.sum) + "; F(x) \u2212 F(x\u2032) = " + D.fmt(ig.fx) + " \u2212 (" +
