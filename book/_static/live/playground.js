@@ -20,6 +20,7 @@
   "use strict";
   var L = global.LeNet5Live, D = global.LiveDraw;
   var N = 28, SCALE = 10, INNER = 0.7, OUTER = 1.75, BOX = 20;
+  var RULES = {riemann_trapezoid: "Riemann trapezoid", gausslegendre: "Gauss\u2013Legendre", trapezoid: "textbook trapezoid"};
 
   function $(id) { return document.getElementById(id); }
 
@@ -314,6 +315,9 @@
     this.pixels = pixels;
     this.x = L.prepare(pixels);
     D.grey($("pg-seen"), pixels, N, N, 0, 255);
+    $("pg-seen-caption").textContent = this.background
+      ? "the stored digit as MNIST stores it (already centred), with your strokes"
+      : $("pg-centre").checked ? "your digit, scaled and centred like MNIST's" : "your digit, as drawn (not centred)";
     var empty = !this.strokes.length && !this.background;
     var a = L.forward(this.model, this.x);
     this.activations = a;
@@ -364,7 +368,7 @@
     var change = ig.fx - ig.fb, rel = change !== 0 ? ig.delta / change : 0;
     $("pg-ig-scale").textContent = "(limits \u00b1" + lim.toPrecision(3) + ")";
     $("pg-gap").innerHTML =
-      "Class " + target + ", " + steps + " steps, " + method.replace("_", " ") + ", " + kind + " baseline.<br>" +
+      "Class " + target + ", " + steps + " steps, " + RULES[method] + ", " + kind + " baseline.<br>" +
       "Sum of attributions " + D.fmt(ig.sum) + "; F(x) \u2212 F(x\u2032) = " + D.fmt(ig.fx) + " \u2212 (" +
       D.fmt(ig.fb) + ") = " + D.fmt(change) + ".<br>" +
       "<strong>Completeness gap</strong> \u03b4 = " + D.fmt(ig.delta, 4) + " (" + D.fmt(100 * rel, 2) +
