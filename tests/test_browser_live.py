@@ -109,8 +109,9 @@ class LivePage:
                      else self.outside.append(r.url))
         self.page.goto(url, wait_until="load", timeout=30_000)
 
-    def shot(self, name: str, **kwargs):
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), **kwargs)
+    def shot(self, name: str, selector: str = "#lenet-playground"):
+        """A screenshot of the live part of the page (full-page shots repeat the sticky header)."""
+        self.page.locator(selector).screenshot(path=str(SHOTS / f"{name}.png"))
 
     def check_clean(self, where: str):
         assert not self.outside, f"{where}: requests leaving the machine: {sorted(set(self.outside))}"
@@ -278,11 +279,11 @@ def test_playground_draw_predict_explain(open_page, live_site):
     page.locator("#lenet-playground").scroll_into_view_if_needed()
     empty = _state(page)
     layout = page.evaluate(LAYOUT_JS)
-    live.shot("playground-1-empty", full_page=True)
+    live.shot("playground-1-empty")
 
     _stroke(page, [(14, 4), (14, 14), (14, 24)])                               # a vertical bar
     bar = _state(page)
-    live.shot("playground-2-vertical-bar", full_page=True)
+    live.shot("playground-2-vertical-bar")
     assert bar["prediction"].startswith("Prediction: 1"), bar
     assert bar["probs"] != empty["probs"] and abs(sum(bar["probs"]) - 1) < 0.01
     assert max(bar["probs"]) == bar["probs"][1]
@@ -291,7 +292,7 @@ def test_playground_draw_predict_explain(open_page, live_site):
     angles = np.linspace(0, 2 * np.pi, 25)
     _stroke(page, [(14 + 6 * np.sin(a), 14 - 9 * np.cos(a)) for a in angles])  # a closed loop
     loop = _state(page)
-    live.shot("playground-3-closed-loop", full_page=True)
+    live.shot("playground-3-closed-loop")
     assert loop["prediction"].startswith("Prediction: 0"), loop
     assert loop["probs"] != bar["probs"] and max(loop["probs"]) == loop["probs"][0]
     assert page.evaluate(LAYOUT_JS) == layout, "the page's panels moved while it updated"
@@ -299,7 +300,7 @@ def test_playground_draw_predict_explain(open_page, live_site):
     page.focus("#pg-steps")                                                    # keyboard: 50 -> 2 steps
     page.keyboard.press("Home")
     few = _state(page)
-    live.shot("playground-4-two-steps", full_page=True)
+    live.shot("playground-4-two-steps")
     assert "2 steps" in few["gap"] and few["gap"] != loop["gap"], (loop["gap"], few["gap"])
 
     page.select_option("#pg-baseline", "blur")
@@ -314,7 +315,7 @@ def test_playground_draw_predict_explain(open_page, live_site):
 
     page.select_option("#pg-digit", "0")                                       # test digit 0: a 7
     stored = _state(page)
-    live.shot("playground-5-stored-digit", full_page=True)
+    live.shot("playground-5-stored-digit")
     assert stored["prediction"].startswith("Prediction: 7")
     live.check_clean("playground")
 
@@ -331,10 +332,11 @@ def test_playground_keyboard_and_phone_width(open_page, live_site):
         page.keyboard.press("ArrowDown")
     page.keyboard.press("Space")                                               # pen up at (14, 23)
     state = _state(page)
-    live.shot("playground-6-phone-keyboard", full_page=True)
+    live.shot("playground-6-phone-keyboard")
     assert state["prediction"].startswith("Prediction: 1"), state
-    wide = page.evaluate("() => document.documentElement.scrollWidth")
-    assert wide <= 375, f"the playground is wider ({wide}px) than a 375px phone screen"
+    wide = page.evaluate("""() => Math.max(...[...document.querySelectorAll("#lenet-playground *")]
+                                   .map(e => e.getBoundingClientRect().right))""")
+    assert wide <= 375, f"the playground reaches {wide}px, past the right edge of a 375px phone screen"
     live.check_clean("playground at phone width")
 
 

@@ -334,7 +334,7 @@
   Playground.prototype.showPrediction = function (empty) {
     var p = this.probabilities, top = this.prediction;
     $("pg-prediction").textContent = empty
-      ? "Draw a digit (the empty grid is predicted " + top + ", p = " + p[top].toFixed(3) + ")."
+      ? "Draw a digit. (An empty grid reads as " + top + ", p = " + p[top].toFixed(2) + ".)"
       : "Prediction: " + top + " (probability " + p[top].toFixed(3) + ")";
     for (var k = 0; k < 10; k++) {
       var bar = this.bars[k];
