@@ -23,18 +23,13 @@ Screenshots of every state go to ``_build/screenshots/live/`` (git-ignored): loo
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import importlib.util
 import json
-import threading
 
 import numpy as np
 import pytest
-from playwright.sync_api import sync_playwright
 
-from conftest import REPO
-from test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, is_local
+from conftest import CHROMIUM, REPO, SCREENSHOTS, is_local
 from lenet_core import LeNet5, load_weights
 from lenet_core.attribution import integrated_gradients, make_baseline
 from lenet_core.data import prepare
@@ -55,32 +50,15 @@ def _b64(array) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=np.uint8).tobytes()).decode("ascii")
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
-def live_site(book_build):
-    handler = functools.partial(_QuietHandler, directory=str(book_build.html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not CHROMIUM.is_file():
+def chromium(browser):
+    """The run's Chromium (tests/conftest.py); screenshots of this module go to _build/screenshots/live/."""
+    if browser is None:
         pytest.fail(f"{CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium)", pytrace=False)
     SHOTS.mkdir(parents=True, exist_ok=True)
     for old in SHOTS.glob("*.png"):
         old.unlink()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    return browser
 
 
 class LivePage:
@@ -92,7 +70,7 @@ class LivePage:
         self.outside: list[str] = []
 
         def refuse_outside(route):
-            if is_local(route.request.url) or route.request.url.startswith("file:"):
+            if is_local(route.request.url):
                 route.continue_()
             else:
                 self.outside.append(route.request.url)
@@ -105,8 +83,7 @@ class LivePage:
         self.page.on("pageerror", lambda e: self.problems.append(f"uncaught JavaScript error: {e}"))
         self.page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}")
                      if r.status >= 400 else None)
-        self.page.on("request", lambda r: None if is_local(r.url) or r.url.startswith("file:")
-                     else self.outside.append(r.url))
+        self.page.on("request", lambda r: None if is_local(r.url) else self.outside.append(r.url))
         self.page.goto(url, wait_until="load", timeout=30_000)
 
     def shot(self, name: str, selector: str = "#lenet-playground"):
@@ -184,12 +161,12 @@ IG_JS = """(args) => {
 }"""
 
 
-def test_javascript_logits_and_accuracy_equal_lenet_core(open_page, live_site, mnist):
+def test_javascript_logits_and_accuracy_equal_lenet_core(open_page, site, mnist):
     x_test, y_test = mnist.x_test, mnist.y_test
     model = load_weights(LeNet5(), WEIGHTS)                         # float32, as trained
     chunk = 1000
     ours = np.concatenate([model.forward(prepare(x_test[i:i + chunk])) for i in range(0, len(x_test), chunk)])
-    live = open_page(f"{live_site}/book/playground.html")
+    live = open_page(f"{site}/book/playground.html")
     preds, logits = [], []
     for i in range(0, len(x_test), chunk):
         out = live.page.evaluate(PARITY_JS, {"pixels": _b64(x_test[i:i + chunk]), "keep": 1000 if i == 0 else 0})
@@ -219,11 +196,11 @@ def ig_cases(y_test):
     return cases
 
 
-def test_javascript_integrated_gradients_equal_lenet_core(open_page, live_site, mnist):
+def test_javascript_integrated_gradients_equal_lenet_core(open_page, site, mnist):
     model = load_weights(LeNet5(dtype=np.float64), WEIGHTS)         # chapter 9 computes IG in float64
     cases = ig_cases(mnist.y_test)
     xs = prepare(mnist.x_test[:20], dtype=np.float64)
-    live = open_page(f"{live_site}/book/playground.html")
+    live = open_page(f"{site}/book/playground.html")
     results = live.page.evaluate(IG_JS, {"pixels": _b64(mnist.x_test[:20]), "cases": cases})
     live.check_clean("playground (IG parity)")
     worst = 0.0
@@ -249,7 +226,7 @@ def test_javascript_integrated_gradients_equal_lenet_core(open_page, live_site, 
 
 LAYOUT_JS = """() => Object.fromEntries(["pg-draw", "pg-probs", "pg-c1", "pg-c3", "pg-ig-panel", "pg-gap",
     "pg-seen"].map(id => { const r = document.getElementById(id).getBoundingClientRect();
-    return [id, [r.x, r.y, r.width, r.height].map(Math.round)]; }))"""
+    return [id, [r.x + scrollX, r.y + scrollY, r.width, r.height].map(Math.round)]; }))"""
 
 
 def _state(page):
@@ -273,8 +250,8 @@ def _stroke(page, points):
     page.mouse.up()
 
 
-def test_playground_draw_predict_explain(open_page, live_site):
-    live = open_page(f"{live_site}/book/playground.html")
+def test_playground_draw_predict_explain(open_page, site):
+    live = open_page(f"{site}/book/playground.html")
     page = live.page
     page.locator("#lenet-playground").scroll_into_view_if_needed()
     empty = _state(page)
@@ -320,8 +297,8 @@ def test_playground_draw_predict_explain(open_page, live_site):
     live.check_clean("playground")
 
 
-def test_playground_keyboard_and_phone_width(open_page, live_site):
-    live = open_page(f"{live_site}/book/playground.html", width=375, height=800)
+def test_playground_keyboard_and_phone_width(open_page, site):
+    live = open_page(f"{site}/book/playground.html", width=375, height=800)
     page = live.page
     page.focus("#pg-draw")
     page.keyboard.press("ArrowUp")
@@ -345,8 +322,8 @@ def test_playground_keyboard_and_phone_width(open_page, live_site):
 # ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("entry", LIVE_PAGES)
-def test_live_page_loads_over_http_and_from_disk(entry, open_page, live_site, book_build):
-    for where, url in (("http", f"{live_site}/{entry}.html"), ("file", (book_build.html / f"{entry}.html").as_uri())):
+def test_live_page_loads_over_http_and_from_disk(entry, open_page, site, book_build):
+    for where, url in (("http", f"{site}/{entry}.html"), ("file", (book_build.html / f"{entry}.html").as_uri())):
         live = open_page(url)
         ready = live.page.evaluate("""() => ({
             playground: !!window.LeNet5Playground, kernel: !!window.KernelExplorer, pool: !!window.PoolExplorer,
@@ -363,10 +340,10 @@ def _canvas(page, selector):
     return page.evaluate("(s) => document.querySelector(s).toDataURL()", selector)
 
 
-def test_kernel_explorer_edits_change_the_feature_map(open_page, live_site, mnist):
+def test_kernel_explorer_edits_change_the_feature_map(open_page, site, mnist):
     from lenet_core import viz
 
-    live = open_page(f"{live_site}/book/ch02_convolution.html")
+    live = open_page(f"{site}/book/ch02_convolution.html")
     page = live.page
     root = page.locator("[data-explorer=kernel]")
     root.scroll_into_view_if_needed()
@@ -394,10 +371,10 @@ def test_kernel_explorer_edits_change_the_feature_map(open_page, live_site, mnis
     live.check_clean("chapter 2's kernel explorer")
 
 
-def test_pool_explorer_forward_and_backward(open_page, live_site, mnist):
+def test_pool_explorer_forward_and_backward(open_page, site, mnist):
     from lenet_core import functional as Fn
 
-    live = open_page(f"{live_site}/book/ch03_pooling.html")
+    live = open_page(f"{site}/book/ch03_pooling.html")
     page = live.page
     root = page.locator("[data-explorer=pool]")
     root.scroll_into_view_if_needed()
