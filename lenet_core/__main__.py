@@ -167,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", parents=[common], formatter_class=_Formatter, epilog=EPILOG,
                         help="test accuracy of saved weights", description="Test accuracy of saved weights.")
-    ev.add_argument("weights", help="a .npz file written by train")
+    ev.add_argument("weights", help="a .npz file written by train (its weights, or a checkpoint)")
     return parser
 
 
@@ -236,11 +236,20 @@ def _check_data_dir(args) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def _evaluate(args) -> int:
+    from ._files import npz_headers
+    from .checkpoint import load_checkpoint
     from .data import load_mnist, prepare
     from .model import LeNet5, load_weights
     from .train import evaluate
 
-    model = _load(lambda: load_weights(LeNet5(), args.weights))          # before any data is read
+    def read():
+        if Path(args.weights).is_file() and "meta" in npz_headers(args.weights):   # a training checkpoint
+            model = LeNet5()
+            model.load_state_dict(load_checkpoint(args.weights).model, source=args.weights)
+            return model
+        return load_weights(LeNet5(), args.weights)
+
+    model = _load(read)                                                    # before any data is read
     mnist = load_mnist(args.data)
     loss, acc = evaluate(model, prepare(mnist.x_test), mnist.y_test)
     print(f"test loss {loss:.4f}  test accuracy {acc:.2%}  ({len(mnist.y_test)} images)")
