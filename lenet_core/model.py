@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import atomic_write, check_npz_array, npz_headers, read_npz
 from .layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, Tanh, _rng
 
 __all__ = ["Sequential", "LeNet5", "save_weights", "load_weights"]
@@ -82,7 +81,7 @@ class Sequential:
         """Copy ``state`` into the parameters, in place and in their dtype.
 
         Every name and shape is checked before anything is written: a missing, unexpected or
-        misshapen entry, or a non-finite value, raises ``ValueError`` naming it, and the model is left
+        misshapen entry, a complex or non-finite value, or one too large for the parameter's dtype, raises ``ValueError`` naming it, and the model is left
         unchanged.
         """
         params = self.parameters()
@@ -96,8 +95,13 @@ class Sequential:
                 raise ValueError(f"{source}: {name!r} has shape {value.shape}, the model expects {p.shape}")
             if not np.issubdtype(value.dtype, np.number):
                 raise ValueError(f"{source}: {name!r} has non-numeric dtype {value.dtype}")
+            if np.iscomplexobj(value):
+                raise ValueError(f"{source}: {name!r} has complex dtype {value.dtype}; expected real numbers")
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{source}: {name!r} contains NaN or infinite values")
+            if value.size and np.abs(value).max() > np.finfo(p.dtype).max:
+                raise ValueError(f"{source}: {name!r} holds {np.abs(value).max():.3g}, beyond the largest "
+                                 f"{p.dtype} ({np.finfo(p.dtype).max:.3g}): it would load as infinity")
         for name, p in params.items():
             p[...] = state[name]
 
@@ -155,20 +159,21 @@ def save_weights(model: Sequential, path) -> Path:
 def load_weights(model: Sequential, path) -> Sequential:
     """Load a ``.npz`` written by :func:`save_weights` into ``model`` (``allow_pickle=False``).
 
-    Raises ``FileNotFoundError`` or ``ValueError`` naming the file and the wrong entry; the model is
-    unchanged on error.
+    The archive's ``.npy`` headers are checked first (names, shapes and real dtypes; see
+    :func:`lenet_core._files.npz_headers`), so a small file that declares a huge array is refused without
+    reading it; then the values (finite, and within the range of the model's dtype). Raises
+    ``FileNotFoundError`` or ``ValueError`` naming the file and the wrong entry; the model is unchanged on error.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"weights file {path} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is not a readable .npz file (not a zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            state = {name: archive[name] for name in archive.files}
-    except ValueError as e:
-        raise ValueError(f"{path} is not a plain .npz weights file: {e}") from None
-    except Exception as e:  # zipfile.BadZipFile, OSError, EOFError ...
-        raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from None
-    model.load_state_dict(state, source=str(path))
+    headers = npz_headers(path)
+    params = model.parameters()
+    missing = [k for k in params if k not in headers]
+    unexpected = [k for k in headers if k not in params]
+    if missing or unexpected:
+        raise ValueError(f"{path} does not match the model: missing {missing}, unexpected {unexpected}")
+    for name, (shape, dtype) in headers.items():
+        check_npz_array(path, name, shape, dtype, expected_shape=params[name].shape)
+    model.load_state_dict(read_npz(path, headers), source=str(path))
     return model

@@ -43,6 +43,28 @@ class Optimizer:
     def _update(self, p, g, state) -> None:
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        """What changes while training, copied: ``{"lr", "steps", "state": {param: {buffer: array}}}``
+        (a checkpoint saves it; :meth:`load_state_dict` restores it)."""
+        return {"lr": self.lr, "steps": self.steps,
+                "state": {name: {k: v.copy() for k, v in buffers.items()} for name, buffers in self.state.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output; every parameter name and buffer shape is checked first
+        (``ValueError`` naming the entry, the optimizer unchanged)."""
+        buffers = state["state"]
+        if buffers.keys() != self.params.keys():
+            raise ValueError(f"optimizer state names {sorted(buffers)} do not match parameter names "
+                             f"{sorted(self.params)}")
+        for name, group in buffers.items():
+            for key, value in group.items():
+                if np.shape(value) != self.params[name].shape:
+                    raise ValueError(f"optimizer state {name!r}/{key!r} has shape {np.shape(value)}, "
+                                     f"parameter has {self.params[name].shape}")
+        self.lr, self.steps = float(state["lr"]), int(state["steps"])
+        self.state = {name: {k: np.array(v, dtype=self.params[name].dtype) for k, v in group.items()}
+                      for name, group in buffers.items()}
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
@@ -108,6 +130,13 @@ class _Schedule:
 
     def lr_at(self, epoch: int) -> float:
         raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """``{"epoch", "base_lr"}``: with the optimizer's own state, enough to continue the schedule."""
+        return {"epoch": self.epoch, "base_lr": self.base_lr}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.base_lr = int(state["epoch"]), float(state["base_lr"])
 
 
 class StepLR(_Schedule):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ._files import atomic_write
 
-__all__ = ["write_record", "read_record", "machine_info", "git_commit", "RECORDS_DIR"]
+__all__ = ["write_record", "read_record", "record_value", "machine_info", "git_commit", "RECORDS_DIR"]
 
 #: where committed records live (one JSON file per measurement)
 RECORDS_DIR = Path(__file__).resolve().parents[1] / "results"
@@ -93,3 +93,27 @@ def read_record(path) -> dict:
     if not isinstance(record, dict) or "results" not in record:
         raise ValueError(f"{path} is not a result record: no 'results'")
     return record
+
+
+def record_value(path, key: str):
+    """One figure of a JSON file (a record, or any JSON such as a training history), by a dotted key.
+
+    ``path`` is relative to the repository's root (a bare file name means ``results/NAME``);
+    ``key`` walks dictionaries by name and lists by index: ``record_value("headline.json",
+    "results.summary.default.test_acc.mean")``. Notebooks glue figures through this function
+    (``glue("name", record_value(path, key), display=False)``) so that tests/test_prose_records.py
+    can check the stored figure against the file; a missing key raises ``KeyError`` naming it.
+    """
+    path = Path(path)
+    if not path.is_absolute():
+        path = RECORDS_DIR / path if len(path.parts) == 1 else RECORDS_DIR.parent / path
+    with open(path) as f:
+        value = json.load(f)
+    walked = []
+    for part in key.split("."):
+        walked.append(part)
+        try:
+            value = value[int(part)] if isinstance(value, list) else value[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise KeyError(f"{path}: no {'.'.join(walked)!r}") from None
+    return value

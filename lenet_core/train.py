@@ -19,7 +19,8 @@ from .data import batches
 from .losses import SoftmaxCrossEntropy, softmax
 from .optim import make_optimizer, make_scheduler
 
-__all__ = ["History", "fit", "evaluate", "predict", "predict_proba", "random_shift", "DEFAULT_RECIPE"]
+__all__ = ["History", "DivergenceError", "DIVERGENCE_FACTOR", "fit", "evaluate", "predict", "predict_proba",
+           "random_shift", "DEFAULT_RECIPE"]
 
 #: what ``fit`` and ``python -m lenet_core train`` use unless told otherwise: SGD with Nesterov momentum
 #: 0.9, learning rate 0.05 decayed to 0 along a cosine over the run, L2 weight decay 5e-4 (it keeps the
@@ -27,6 +28,31 @@ __all__ = ["History", "fit", "evaluate", "predict", "predict_proba", "random_shi
 #: mini-batches of 64. Inputs are normalised by :func:`lenet_core.data.prepare`, weights start from
 #: LeCun's uniform initialisation. Augmentation (random shifts) is off unless asked for.
 DEFAULT_RECIPE = dict(optimizer="momentum", lr=0.05, weight_decay=5e-4, batch_size=64, schedule="cosine")
+
+
+#: training stops as diverged when a batch's loss exceeds this many times its starting value (the first
+#: batch's loss, at least the loss of a uniform guess, ln(classes)): healthy runs only go down from there
+DIVERGENCE_FACTOR = 10
+
+
+class DivergenceError(FloatingPointError):
+    """Training diverged: the loss became NaN/infinite or rose far above its starting value."""
+
+
+def _divergence(loss, reference, epoch, step, optimizer) -> DivergenceError | None:
+    """A :class:`DivergenceError` naming the batch and the likely cause if ``loss`` shows divergence."""
+    if math.isfinite(loss) and loss <= DIVERGENCE_FACTOR * reference:
+        return None
+    what = (f"became {loss}" if not math.isfinite(loss) else
+            f"rose to {loss:.4g}, over {DIVERGENCE_FACTOR}x its starting value {reference:.3g},")
+    lr, wd = optimizer.lr, getattr(optimizer, "weight_decay", 0.0)
+    setting = f"lr={lr:g}" + (f", weight decay {wd:g}" if wd else "")
+    if wd and not getattr(optimizer, "betas", None) and lr * wd >= 1:   # SGD: each step scales w by 1 - lr*wd
+        cause = (f"the weight decay is too large: lr x weight decay = {lr * wd:.3g} >= 1 makes every step "
+                 f"overshoot; try a smaller weight decay")
+    else:
+        cause = "the learning rate is likely too large; try a smaller one"
+    return DivergenceError(f"training loss {what} at epoch {epoch}, batch {step} ({setting}): {cause}")
 
 
 class History(dict):
@@ -99,14 +125,21 @@ def _check_data(x, y, what):
 
 
 def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=None, loss_fn=None,
-        validation=None, augment=0, seed=0, quiet=False, progress=True) -> History:
+        validation=None, augment=0, seed=0, quiet=False, progress=True, history=None,
+        on_epoch_end=None) -> History:
     """Train ``model`` in place on images ``x`` (N, C, H, W) and labels ``y`` (N,); return a :class:`History`.
 
     Without an ``optimizer``, uses :data:`DEFAULT_RECIPE` (SGD with Nesterov momentum, weight decay
     and the recipe's schedule over ``epochs``). ``validation=(x_val, y_val)`` is evaluated after each epoch.
     ``augment=k`` shifts every training image by up to ``k`` pixels. ``seed`` fixes the batch order
     and the augmentation. ``quiet`` silences the per-epoch lines and the progress bar.
-    Raises ``FloatingPointError`` as soon as the loss stops being finite.
+    Raises :class:`DivergenceError` (a ``FloatingPointError``) naming the likely cause as soon as a batch's
+    loss is not finite or exceeds :data:`DIVERGENCE_FACTOR` times its starting value.
+
+    Resuming (what a checkpoint needs, :mod:`lenet_core.checkpoint`): ``history`` (a :class:`History` of the
+    epochs already done) is continued from epoch ``len(history["epoch"]) + 1`` up to ``epochs``; ``seed``
+    may be a ``np.random.Generator`` (used as is, so a restored generator state continues the batch order).
+    ``on_epoch_end(epoch, history)`` is called after every epoch, once its row is in the history.
     """
     _check_data(x, y, "training")
     if validation is not None:
@@ -121,8 +154,10 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
                                    weight_decay=DEFAULT_RECIPE["weight_decay"])
         scheduler = make_scheduler(DEFAULT_RECIPE["schedule"], optimizer, epochs)
     loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
-    rng = np.random.default_rng(seed)
-    history = History()
+    rng = np.random.default_rng(seed)                  # a Generator is used as is
+    history = History() if history is None else history
+    done = len(history["epoch"])
+    reference = None                                     # the starting loss, for divergence
     dtype = model.dtype
 
     first = next(iter(model))
@@ -130,7 +165,7 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
     if saved_flag is not None:
         first.need_input_grad = False          # nobody reads d(loss)/d(image) while training
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(done + 1, epochs + 1):
             lr = optimizer.lr
             start = time.perf_counter()
             total_loss, correct, seen = 0.0, 0, 0
@@ -144,9 +179,11 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
                 xb = random_shift(xb, augment, rng)
                 logits = model.forward(xb)
                 loss = loss_fn.forward(logits, y[idx])
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"training loss became {loss} at epoch {epoch}, batch {step} "
-                                             f"(lr={optimizer.lr:g}); try a smaller learning rate")
+                if reference is None:
+                    reference = max(loss, math.log(logits.shape[1])) if math.isfinite(loss) else math.inf
+                diverged = _divergence(loss, reference, epoch, step, optimizer)
+                if diverged is not None:
+                    raise diverged
                 model.backward(loss_fn.backward())
                 optimizer.step(model.gradients())
                 total_loss += loss * len(idx)
@@ -165,6 +202,8 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
                 history[key].append(value)
             if not quiet:
                 print(history.row(epoch - 1), flush=True)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, history)
     finally:
         if saved_flag is not None:
             first.need_input_grad = saved_flag
