@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", parents=[common], formatter_class=_Formatter, epilog=EPILOG,
                         help="test accuracy of saved weights", description="Test accuracy of saved weights.")
-    ev.add_argument("weights", help="a .npz file written by train")
+    ev.add_argument("weights", help="a .npz file written by train (its weights, or a checkpoint)")
     return parser
 
 
@@ -188,8 +188,8 @@ def _check_output(path: str, option: str, suffix: str) -> Path:
         folder = folder.parent
     if not folder.is_dir():
         raise CLIError(f"{option} {path}: {folder} is not a folder", "usage")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
+    try:                                        # the name atomic_write's temporary file will have
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{p.name}.", suffix=".tmp"):
             pass
     except OSError as e:
         raise CLIError(f"{option} {path}: cannot write in {folder} ({e.strerror})", "usage") from None
@@ -232,11 +232,20 @@ def _check_data_dir(args) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def _evaluate(args) -> int:
+    from ._files import npz_headers
+    from .checkpoint import load_checkpoint
     from .data import load_mnist, prepare
     from .model import LeNet5, load_weights
     from .train import evaluate
 
-    model = _load(lambda: load_weights(LeNet5(), args.weights))          # before any data is read
+    def read():
+        if Path(args.weights).is_file() and "meta" in npz_headers(args.weights):   # a training checkpoint
+            model = LeNet5()
+            model.load_state_dict(load_checkpoint(args.weights).model, source=args.weights)
+            return model
+        return load_weights(LeNet5(), args.weights)
+
+    model = _load(read)                                                    # before any data is read
     mnist = load_mnist(args.data)
     loss, acc = evaluate(model, prepare(mnist.x_test), mnist.y_test)
     print(f"test loss {loss:.4f}  test accuracy {acc:.2%}  ({len(mnist.y_test)} images)")
@@ -274,8 +283,6 @@ def _train(args, defaults) -> int:
             setattr(args, key, ckpt.args[key])
         if args.engine != "numpy":
             raise CLIError(f"--resume {args.resume}: only --engine numpy runs have checkpoints", "usage")
-        if ckpt.epoch >= args.epochs:
-            raise CLIError(f"--resume {args.resume}: the run already finished its {args.epochs} epochs", "usage")
     if args.engine == "torch" and not args.no_checkpoint:
         args.no_checkpoint, args.checkpoint = True, None      # fit_torch has no per-epoch hook yet
         print("note: --engine torch writes no checkpoint (its training loop has no per-epoch hook yet)")
@@ -383,14 +390,21 @@ def main(argv=None) -> int:
         finished = getattr(args, "finished", 0)
         if args.command == "train" and finished and not args.no_checkpoint:
             done = f"epoch 1 is" if finished == 1 else f"epochs 1-{finished} are"
-            message = (f"{what} during epoch {finished + 1}; {done} saved in {args.checkpoint}; "
+            when = (f"during epoch {finished + 1}" if finished < args.epochs
+                    else "after the last epoch, before the weights were saved")
+            message = (f"{what} {when}; {done} saved in {args.checkpoint}; "
                        f"resume with: python -m lenet_core train --resume {args.checkpoint} --out {args.out}")
         else:
             message = f"{what}; nothing was saved"
         return _fail(args, message, EXIT_CODES["interrupted"])
     except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        return _fail(args, f"{where}{e.strerror or e}", EXIT_CODES["output"])
+        where = f" {e.filename}" if e.filename else ""
+        message = f"could not write{where}: {e.strerror or e}"
+        finished = getattr(args, "finished", 0)
+        if args.command == "train" and finished and not args.no_checkpoint:
+            message += (f"; epochs 1-{finished} are saved in {args.checkpoint}; save them with: python -m "
+                        f"lenet_core train --resume {args.checkpoint} --out OTHER.npz")
+        return _fail(args, message, EXIT_CODES["output"])
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -5,12 +5,20 @@ Where the files are looked for, in order (the first place that has a file wins, 
 1. ``root``, if given;
 2. the directory in the environment variable ``LENET_MNIST_DIR`` (CI sets it to ``../shared/mnist``);
 3. the user cache, ``$XDG_CACHE_HOME/lenet_core/mnist`` (default ``~/.cache/lenet_core/mnist``);
-4. otherwise the file is downloaded from the mirrors in :data:`MIRRORS`, one after another, into
-   ``root`` (or the cache), through a temporary file that is renamed into place only after its md5
-   matches the canonical checksum.
+4. otherwise the file is downloaded from the mirrors in :data:`MIRRORS` (or the comma-separated URLs
+   in ``$LENET_MNIST_MIRRORS``), one after another, into ``root`` (or the cache), through a temporary
+   file that is renamed into place only after its md5 matches the canonical checksum.
 
-A file that is found but corrupt (wrong md5, truncated, wrong magic number, ...) raises
-:class:`MNISTError` naming the file and the problem; nothing on disk is changed.
+An explicit ``root`` or ``$LENET_MNIST_DIR`` must be an existing folder: a misspelled one is an error,
+never a download (and is never created). A directory or a dangling symlink where a file should be, an
+unreadable file, or a cache that cannot be written is an error too. A file that is found but corrupt
+(wrong md5, truncated, wrong magic number, ...) raises :class:`MNISTError` naming the file and the
+problem; nothing on disk is changed.
+
+Downloads show a progress bar and give up on a mirror when no byte arrives for ``stall`` seconds
+(``$LENET_DOWNLOAD_STALL``, default 30) and on a file when its download has taken ``deadline``
+seconds over all mirrors (``$LENET_DOWNLOAD_DEADLINE``, default 600), so a server that trickles bytes
+cannot hang the loader.
 
 IDX format (big-endian): two zero bytes, a type code (``0x08`` = unsigned byte), the number of
 dimensions, then one 4-byte size per dimension, then the data in C order. The magic number of the
@@ -22,7 +30,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import sys
 import tempfile
+import time
 import urllib.request
 import zlib
 from pathlib import Path
@@ -35,6 +45,8 @@ __all__ = ["MNIST", "MNISTError", "FILES", "MIRRORS", "ENV_VAR", "load_mnist", "
            "VALIDATION_SIZE", "MNIST_MEAN", "MNIST_STD"]
 
 ENV_VAR = "LENET_MNIST_DIR"
+#: environment variables: comma-separated mirror URLs; seconds without a byte; seconds per file overall
+MIRRORS_VAR, STALL_VAR, DEADLINE_VAR = "LENET_MNIST_MIRRORS", "LENET_DOWNLOAD_STALL", "LENET_DOWNLOAD_DEADLINE"
 
 #: canonical file names and md5 checksums of the gzipped files
 FILES = {
@@ -77,9 +89,12 @@ def cache_dir() -> Path:
 
 def md5(path) -> str:
     h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise MNISTError(f"{path}: cannot read ({e.strerror or e})") from None
     return h.hexdigest()
 
 
@@ -96,6 +111,8 @@ def load_idx(path) -> np.ndarray:
             raw = f.read()
     except FileNotFoundError:
         raise MNISTError(f"{path}: file not found") from None
+    except (IsADirectoryError, PermissionError) as e:
+        raise MNISTError(f"{path}: cannot read ({e.strerror})") from None
     except (EOFError, OSError, zlib.error) as e:
         raise MNISTError(f"{path}: truncated or corrupt gzip stream ({e})") from None
     if len(raw) < 4:
@@ -116,20 +133,36 @@ def load_idx(path) -> np.ndarray:
 
 
 def _candidates(root) -> list[Path]:
+    """The folders searched, in order; an explicit ``root`` or ``$LENET_MNIST_DIR`` that is not an
+    existing folder raises :class:`MNISTError` (it is never created)."""
     dirs = []
-    if root is not None:
-        dirs.append(Path(root))
-    if os.environ.get(ENV_VAR):
-        dirs.append(Path(os.environ[ENV_VAR]))
+    for folder, what in ((root, "root"), (os.environ.get(ENV_VAR) or None, ENV_VAR)):
+        if folder is None:
+            continue
+        folder = Path(folder)
+        if not folder.is_dir():
+            problem = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise MNISTError(f"{what} {folder} {problem} (expected the folder holding the four MNIST .gz files)")
+        dirs.append(folder)
     dirs.append(cache_dir())
     return dirs
 
 
 def find_mnist_file(filename: str, root=None) -> Path | None:
-    """The first existing ``filename`` among ``root``, ``$LENET_MNIST_DIR`` and the cache, or ``None``."""
+    """The first existing ``filename`` among ``root``, ``$LENET_MNIST_DIR`` and the cache, or ``None``.
+
+    A directory, a dangling symlink or anything but a regular file in its place raises :class:`MNISTError`.
+    """
     for d in _candidates(root):
-        if (d / filename).is_file():
-            return d / filename
+        path = d / filename
+        if path.is_file():
+            return path
+        if path.is_dir():
+            raise MNISTError(f"{path}: is a directory, not the file {filename}")
+        if path.is_symlink():
+            raise MNISTError(f"{path}: is a dangling symlink (to {os.readlink(path)})")
+        if path.exists():
+            raise MNISTError(f"{path}: is not a regular file")
     return None
 
 
@@ -138,36 +171,80 @@ def _progress(total, desc):
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False)
 
 
-def download(filename: str, checksum: str, dest_dir, mirrors=None, timeout=30) -> Path:
+def _env_seconds(name, default) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise MNISTError(f"${name}={value!r}: expected a number of seconds > 0")
+    return seconds
+
+
+def _writable_folder(dest_dir: Path) -> Path:
+    """Create ``dest_dir`` if needed and check a file can be written in it; :class:`MNISTError` otherwise."""
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=dest_dir):
+            pass
+    except OSError as e:
+        raise MNISTError(f"cannot download into {dest_dir}: {e.strerror or e}"
+                         f"{' (' + str(e.filename) + ')' if e.filename and str(e.filename) != str(dest_dir) else ''}"
+                         f"; set {ENV_VAR} to a folder holding the MNIST files") from None
+    return dest_dir
+
+
+def download(filename: str, checksum: str, dest_dir, mirrors=None, timeout=None, deadline=None) -> Path:
     """Download ``filename`` into ``dest_dir`` from the first mirror that serves it with the right md5.
 
     The bytes go to a temporary file in ``dest_dir`` which is renamed into place only once its md5
-    matches ``checksum``; on any failure the temporary file is removed. Raises :class:`MNISTError`
-    listing every mirror's failure.
+    matches ``checksum``; on any failure (or Ctrl-C) the temporary file is removed. ``timeout``: seconds
+    without a byte before a mirror is given up (``$LENET_DOWNLOAD_STALL``, default 30); ``deadline``:
+    seconds for this file over all mirrors (``$LENET_DOWNLOAD_DEADLINE``, default 600; checked after
+    every chunk, so it can be overshot by at most ``timeout``). ``mirrors`` default to
+    ``$LENET_MNIST_MIRRORS`` (comma-separated) or :data:`MIRRORS`. Raises :class:`MNISTError` listing
+    every mirror's failure.
     """
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest_dir = _writable_folder(Path(dest_dir))
+    stall = timeout if timeout is not None else _env_seconds(STALL_VAR, 30.0)
+    deadline = deadline if deadline is not None else _env_seconds(DEADLINE_VAR, 600.0)
+    if mirrors is None:
+        mirrors = [m if m.endswith("/") else m + "/" for m in os.environ.get(MIRRORS_VAR, "").split(",") if m]
+        mirrors = mirrors or MIRRORS
+    give_up = time.monotonic() + deadline
     errors = []
-    for mirror in MIRRORS if mirrors is None else mirrors:
+    for mirror in mirrors:
         url = mirror + filename
+        if time.monotonic() >= give_up:
+            errors.append(f"{url}: not tried, the {deadline:g}s deadline had passed")
+            continue
+        print(f"downloading {url}", file=sys.stderr, flush=True)
         fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=stall) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
                 with _progress(total, filename) as bar:
-                    for chunk in iter(lambda: response.read(1 << 16), b""):
+                    while chunk := response.read1(1 << 16):      # at most one read: a trickle cannot block
                         out.write(chunk)
                         bar.update(len(chunk))
+                        if time.monotonic() > give_up:
+                            raise TimeoutError(f"gave up after the {deadline:g}s deadline "
+                                               f"({bar.n:,} bytes received)")
             got = md5(tmp)
             if got != checksum:
                 raise MNISTError(f"md5 {got} != expected {checksum}")
             os.replace(tmp, dest_dir / filename)
             return dest_dir / filename
+        except TimeoutError as e:
+            errors.append(f"{url}: {e if str(e) and 'timed out' not in str(e) else f'no data for {stall:g}s'}")
         except Exception as e:
             errors.append(f"{url}: {e}")
         finally:
             Path(tmp).unlink(missing_ok=True)
-    raise MNISTError(f"could not download {filename}:\n  " + "\n  ".join(errors))
+    raise MNISTError(f"could not download {filename}: " + "; ".join(errors))
 
 
 def _load_file(key: str, root, download_ok: bool, verify: bool, mirrors) -> np.ndarray:

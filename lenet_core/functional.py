@@ -64,8 +64,12 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> in
 
 
 def _check_images(x: np.ndarray, name: str = "x") -> None:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array (N, C, H, W), got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (N, C, H, W), got shape {x.shape}")
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
 
 
 def _pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
@@ -357,7 +361,14 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *
     ``dcols`` back onto the image, which amounts to a full convolution of ``dout`` with the flipped
     kernel. ``cols`` may also be im2col's rows (N*OH*OW, C*KH*KW). ``dcols=`` optionally passes a
     scratch buffer of shape (N, C*KH*KW, OH*OW) (dtype of ``dout @ W``) for the column gradient.
+    A ``dout`` of any other shape than the forward pass's output is a ``ValueError``.
     """
+    _check_images(dout, "dout")
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    expected = (x_shape[0], W.shape[0], output_size(x_shape[2], W.shape[2], sh, ph),
+                output_size(x_shape[3], W.shape[3], sw, pw))
+    if dout.shape != expected:
+        raise ValueError(f"dout has shape {dout.shape}, but the forward pass produced output of shape {expected}")
     N, F, OH, OW = dout.shape
     W2 = W.reshape(F, -1)                                          # (F, K)
     if cols.ndim == 2:                                             # im2col's rows: view them as columns

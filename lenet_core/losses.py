@@ -35,11 +35,26 @@ def _labels_to_targets(labels: np.ndarray, n: int, k: int, dtype) -> np.ndarray:
     return targets
 
 
+def _check_distributions(targets: np.ndarray) -> None:
+    """Target rows (N, K) must be probability distributions; ``ValueError`` naming the first bad row."""
+    sums = targets.sum(axis=1)
+    bad = ~np.isfinite(targets).all(axis=1) | (targets < 0).any(axis=1) | (np.abs(sums - 1) > 1e-3)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"target row {i} is not a probability distribution (values must be finite and >= 0 "
+                         f"and sum to 1; row {i} has min {targets[i].min():.4g} and sum {sums[i]:.4g})")
+
+
+def _check_forward_done(loss, attribute: str) -> None:
+    if not hasattr(loss, attribute):
+        raise RuntimeError(f"{type(loss).__name__}: backward called before forward")
+
+
 class SoftmaxCrossEntropy:
     """Softmax followed by cross-entropy, fused so that it is stable and its gradient is simple.
 
-    ``forward(logits (N, K), targets)`` with integer labels ``(N,)`` or target rows ``(N, K)``
-    returns ``mean_n( -sum_k t[n,k] * log softmax(logits)[n,k] )``.
+    ``forward(logits (N, K), targets)`` with integer labels ``(N,)`` or target rows ``(N, K)`` (each a
+    probability distribution: finite, non-negative, summing to 1; anything else is a ``ValueError``) returns ``mean_n( -sum_k t[n,k] * log softmax(logits)[n,k] )``.
     ``backward()`` returns ``(softmax(logits) - t) / N``: (N, K).
     Stable for logits as large as 1e4 (the log-sum-exp is shifted by each row's max).
     """
@@ -50,12 +65,15 @@ class SoftmaxCrossEntropy:
         n, k = logits.shape
         log_p = log_softmax(logits)
         self._t = _labels_to_targets(targets, n, k, log_p.dtype)
+        if np.shape(targets) == (n, k):
+            _check_distributions(self._t)
         self._p = np.exp(log_p)
         return float(-(self._t * log_p).sum() / n)
 
     __call__ = forward
 
     def backward(self) -> np.ndarray:
+        _check_forward_done(self, "_p")
         return (self._p - self._t) / self._p.shape[0]
 
 
@@ -79,4 +97,5 @@ class MSELoss:
     __call__ = forward
 
     def backward(self) -> np.ndarray:
+        _check_forward_done(self, "_diff")
         return 2 * self._diff / self._diff.size

@@ -167,6 +167,7 @@ def test_download_into_root(tmp_path, mnist_root, mirror, monkeypatch):
     url = mirror(mnist_root)
     monkeypatch.delenv(data.ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "root").mkdir()                       # an explicit root must exist: it is never created
     load_mnist(tmp_path / "root", mirrors=[url + "good/"])
     assert sorted(p.name for p in (tmp_path / "root").iterdir()) == sorted(NAMES)
     assert not (tmp_path / "cache").exists()
