@@ -349,6 +349,7 @@ def test_playground_draw_predict_explain(open_page, site):
     stored = _state(page)
     live.shot("playground-5-stored-digit")
     assert stored["prediction"].startswith("Prediction: 7")
+    assert page.evaluate(LAYOUT_JS) == layout, "the page's panels moved when a stored digit was picked"
     live.check_clean("playground")
 
 
