@@ -452,6 +452,11 @@ def test_pool_explorer_forward_and_backward(open_page, site, mnist):
     canvas.focus()
     page.keyboard.press("ArrowRight")                                            # one output cell, by keyboard
     one = np.array(page.evaluate("() => Array.from(LiveExplorers.pool[0].dx)"))
-    assert one.sum() == 1 and "at output (0, 1)" in root.inner_text()
+    cell = page.evaluate("() => LiveExplorers.pool[0].cell")
+    assert one.sum() == 1 and f"at output ({cell['i']}, {cell['j']})" in root.inner_text()
+    out, cache = Fn.pool2d(x, 2, 3, "max")
+    dout = np.zeros_like(out)
+    dout[0, 0, cell["i"], cell["j"]] = 1
+    np.testing.assert_allclose(one, Fn.pool2d_backward(dout, cache, x.shape, 2, 3, "max").ravel(), atol=1e-12)
     root.screenshot(path=str(SHOTS / "ch03-pool-3-one-cell.png"))
     live.check_clean("chapter 3's pooling explorer")
