@@ -231,6 +231,7 @@ def main(argv=None) -> int:
         "settings": {"target": "logit of the true class", "dtype": "float32", "sanity_digits": n_sanity,
                      "faith_digits": n_faith, "sanity_baseline": "black", "pool": cfg["pool"],
                      "deletion_steps": steps, "pixels_per_step": 1024 // steps, "cascade": list(CASCADE),
+                     "cascade_seed": seed + 100, "pool_seed": seed, "method_seed": seed,
                      "methods": cfg["methods"] or "standard_methods defaults", "test_digits": "a seeded "
                      "permutation of the test set: the first sanity_digits for the sanity checks, the next "
                      "faith_digits for faithfulness"},

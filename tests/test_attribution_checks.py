@@ -192,3 +192,19 @@ def test_attribution_checks_script_quick(tmp_path):
         assert "passes" in res["sanity"]["methods"][name]
     assert set(res["faithfulness"]["baselines"]) == {"black", "zero"}
     assert (tmp_path / "attribution_random_labels.npz").is_file()      # beside the record, not in results/
+    # the chapter's figures draw from such a record: every panel labelled
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from lenet_core.attribution_checks import plot_curves, plot_map_table, plot_randomization
+
+    fig = plot_randomization(res["sanity"]["methods"], threshold=0.5, title="t")
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    assert len(fig.axes[0].get_legend().get_texts()) == len(METHOD_NAMES) + 1
+    fig = plot_curves(res["faithfulness"]["baselines"])
+    assert len(fig.axes) == 4 and all(ax.get_title() and ax.get_xlabel() for ax in fig.axes)
+    fig = plot_map_table(np.ones((2, 3, 1, 32, 32)), row_labels=["a", "b"], col_labels="xyz")
+    assert fig.axes[-1].get_ylabel() == "|attribution| / max"
+    with pytest.raises(ValueError, match="need 2 row labels and 3 column labels"):
+        plot_map_table(np.ones((2, 3, 32, 32)), row_labels=["a"], col_labels="xyz")
+    plt.close("all")

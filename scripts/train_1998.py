@@ -1,0 +1,138 @@
+"""Train LeNet-5 as it was in 1998 (lenet_core.lenet1998), distortions off and on, over several seeds.
+
+    export PYTHONPATH=$PWD LENET_MNIST_DIR=../shared/mnist
+    OPENBLAS_NUM_THREADS=1 flock /tmp/lenet-cpu.lock python scripts/train_1998.py        # full: ~20 min
+    python scripts/train_1998.py --quick --out /tmp/lenet1998.json                       # code path only
+
+The network, its initialisation, the input scaling, the RBF loss (eq. 9) and stochastic diagonal
+Levenberg-Marquardt with the paper's schedule over ``--passes`` passes, on the 55,000 training images
+left after lenet_core.data.split_validation (the 5,000 held out are monitored after every pass).
+The test set is read once per final model. Runs are independent; ``--jobs 2`` runs two at a time
+(one BLAS thread each). The record (results/lenet1998.json) is rewritten after every run, so an
+interrupted job keeps what it finished; ``complete`` says whether every run is in. The final
+weights of the first seed of each condition are saved beside it as .npz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # before NumPy loads: runs go in parallel, one core each
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lenet_core.data import load_mnist, split_validation  # noqa: E402
+from lenet_core.lenet1998 import LeNet5_1998, RBFLoss, evaluate_1998, fit_1998, prepare_1998  # noqa: E402
+from lenet_core.model import save_weights  # noqa: E402
+from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
+
+_DATA = {}
+
+
+def _data(limit, val_size):
+    key = (limit, val_size)
+    if key not in _DATA:
+        mnist = load_mnist()
+        (x, y), (xv, yv) = split_validation(mnist.x_train, mnist.y_train, size=val_size, seed=0)
+        if limit:
+            x, y = x[:limit], y[:limit]
+        _DATA[key] = (prepare_1998(x), y, prepare_1998(xv), yv, prepare_1998(mnist.x_test), mnist.y_test)
+    return _DATA[key]
+
+
+def run_one(seed, distort, passes, batch_size, limit, val_size, weights_path, quiet):
+    x, y, xv, yv, xt, yt = _data(limit, val_size)
+    model = LeNet5_1998(seed=seed)
+    start = time.perf_counter()
+    history = fit_1998(model, x, y, epochs=passes, batch_size=batch_size, validation=(xv, yv),
+                       distort=distort, seed=seed, progress=not quiet, quiet=quiet)
+    seconds = time.perf_counter() - start
+    test_loss, test_acc = evaluate_1998(model, xt, yt, RBFLoss())          # the test set, read once
+    if weights_path:
+        save_weights(model, weights_path)
+    return {"seed": seed, "distort": distort, "passes": passes, "seconds": seconds,
+            "test_error": 1 - test_acc, "test_loss": test_loss,
+            "val_error": [1 - a for a in history["val_acc"]], "val_loss": history["val_loss"],
+            "train_loss": history["loss"], "train_error": [1 - a for a in history["train_acc"]],
+            "lr": history["lr"], "pass_seconds": history["seconds"]}
+
+
+def summarise(runs):
+    out = {}
+    for cond in ("off", "on"):
+        errs = [r["test_error"] for r in runs if r["distort"] == (cond == "on")]
+        if errs:
+            out[cond] = {"n": len(errs), "test_error_mean": float(np.mean(errs)),
+                         "test_error_sd": float(np.std(errs, ddof=1)) if len(errs) > 1 else None,
+                         "test_errors": errs}
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--passes", type=int, default=20, help="passes without distortions (paper: 20)")
+    p.add_argument("--passes-distorted", type=int, default=20, help="passes with distortions")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="1 seed, 1 pass each, 2,000 images: checks the code path")
+    p.add_argument("--out", type=Path, default=RECORDS_DIR / "lenet1998.json")
+    args = p.parse_args(argv)
+    limit, val_size = 0, 5000
+    if args.quick:
+        args.seeds, args.passes, args.passes_distorted, args.jobs = args.seeds[:1], 1, 1, 1
+        limit, val_size = 2000, 500
+        if args.out.resolve().parent == RECORDS_DIR.resolve():
+            p.error("--quick writes to a temporary folder: pass --out elsewhere than results/")
+    config = {"batch_size": args.batch_size, "passes": args.passes, "passes_distorted": args.passes_distorted,
+              "train_images": limit or 55000, "validation_images": val_size, "optimizer": "sdlm",
+              "sdlm_reduction": "mean", "mu": 0.02, "hessian_samples": 500, "rbf_j": RBFLoss().j,
+              "paper_test_error": {"off": 0.0095, "on": 0.008}}
+    tasks = []
+    for seed in args.seeds:
+        for distort in (False, True):
+            weights = None
+            if seed == args.seeds[0] and not args.quick:
+                weights = args.out.with_name(f"{args.out.stem}_{'distort' if distort else 'plain'}_seed{seed}.npz")
+            tasks.append((seed, distort, args.passes_distorted if distort else args.passes, args.batch_size,
+                          limit, val_size, weights, args.jobs > 1 or args.quick))
+    runs = []
+
+    def record(complete):
+        write_record(args.out, {"config": config, "complete": complete,
+                                "summary": summarise(runs), "runs": sorted(runs, key=lambda r: (r["distort"], r["seed"]))},
+                     seed=args.seeds, quick=args.quick)
+
+    print(f"{len(tasks)} runs: seeds {args.seeds}, {args.passes} passes plain, {args.passes_distorted} distorted",
+          flush=True)
+    if args.jobs > 1:
+        from tqdm.auto import tqdm
+        with ProcessPoolExecutor(args.jobs) as pool, tqdm(total=len(tasks), desc="runs") as bar:
+            futures = [pool.submit(run_one, *t) for t in tasks]
+            for f in as_completed(futures):
+                r = f.result()
+                runs.append(r)
+                bar.update()
+                print(f"seed {r['seed']} distort {r['distort']}: test error {r['test_error']:.2%}, "
+                      f"val error {r['val_error'][-1]:.2%}, {r['seconds']:.0f}s", flush=True)
+                record(False)
+    else:
+        for t in tasks:
+            r = run_one(*t)
+            runs.append(r)
+            print(f"seed {r['seed']} distort {r['distort']}: test error {r['test_error']:.2%}", flush=True)
+            record(False)
+    record(True)
+    print(summarise(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""LeNet-5 as in 1998 (lenet_core.lenet1998): gradient checks in float64, PyTorch parity, SDLM, distortions,
+and the quick modes of scripts/train_1998.py and scripts/ablation.py."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lenet_core import Flatten, Linear, MSELoss, Sequential, SoftmaxCrossEntropy, Tanh
+from lenet_core import functional as Fn
+from lenet_core.gradcheck import check_layer, check_model, numerical_gradient, relative_error
+from lenet_core.lenet1998 import (A, BACKGROUND, FOREGROUND, MLP, SDLM, LeNet5_1998, PartialConv2d, RBFLoss,
+                                  RBFOutput, ScaledTanh, Subsampling2d, estimate_curvature, prepare_1998,
+                                  random_affine, rbf_codes, sdlm_learning_rate, trainable_parameters)
+from lenet_core.summary import C3_TABLE
+from lenet_core.twin1998 import rbf_loss_torch, to_torch_1998, torch_name_1998
+
+REPO = Path(__file__).resolve().parents[1]
+TOL = 1e-7
+
+LAYERS = [
+    ("scaled tanh", lambda: ScaledTanh(), (3, 2, 4, 5)),
+    ("subsampling 2x2", lambda: Subsampling2d(3, rng=1), (2, 3, 6, 8)),
+    ("subsampling, odd size (last row and column unused)", lambda: Subsampling2d(2, rng=2), (2, 2, 7, 5)),
+    ("C3, Table I", lambda: PartialConv2d(C3_TABLE, 5, rng=3), (2, 6, 9, 9)),
+    ("RBF output", lambda: RBFOutput(), (4, 84)),
+]
+
+
+@pytest.mark.parametrize("name,make,shape", LAYERS, ids=[c[0] for c in LAYERS])
+def test_1998_layer_gradients(rng, name, make, shape):
+    result = check_layer(make(), rng.standard_normal(shape), samples=150)
+    print(name, result, sep="\n")
+    assert set(result) == {"x", *make().params}
+    assert result.passed(TOL), f"{name}\n{result}"
+
+
+def test_rbf_loss_gradient(rng):
+    y = rng.uniform(0, 120, (5, 10))
+    labels = np.array([0, 3, 9, 3, 7])
+    loss = RBFLoss(j=100.0)
+    loss.forward(y, labels)
+    analytic = loss.backward()
+    numeric = numerical_gradient(lambda: loss.forward(y, labels), y)
+    assert relative_error(analytic, numeric) < TOL
+
+
+@pytest.mark.parametrize("switches", [dict(init="lecun"), dict(output="linear", pooling="avg", init="lecun",
+                                                              activation="tanh", c3="full")])
+def test_1998_model_gradients(rng, switches):
+    """The whole network with its loss. Every 1998 layer is in the first case; it starts from LeCun's
+    init because the 1998 init's tiny weights make d(loss)/d(image) so small next to a loss near 84
+    that central differences drown in round-off (the layers are checked at any weights above)."""
+    model = LeNet5_1998(seed=1, **switches)
+    x = rng.standard_normal((3, 1, 32, 32))
+    labels = np.array([1, 5, 8])
+    loss = RBFLoss() if switches.get("output", "rbf") == "rbf" else SoftmaxCrossEntropy()
+    result = check_model(model, x, labels, loss, samples=25)
+    print(result)
+    assert result.passed(TOL), str(result)
+
+
+def test_1998_network_shape_and_counts():
+    model = LeNet5_1998()
+    assert trainable_parameters(model) == 60_000                      # the paper's figure
+    assert model["C3"].num_trainable == 1_516
+    assert model.forward(np.zeros((2, 1, 32, 32), np.float32)).shape == (2, 10)
+    assert trainable_parameters(LeNet5_1998(c3="full", pooling="avg", output="linear")) == 61_706
+    assert 58_000 < MLP().num_parameters() < 62_000
+    w = model["C1"].params["W"]
+    assert np.abs(w).max() <= 2.4 / 25 and np.abs(w).max() > 0.8 * 2.4 / 25      # U(-2.4/F, 2.4/F), F = 25
+    c3 = model["C3"].params["W"]
+    assert np.all(c3[~C3_TABLE.T] == 0)                                 # absent connections are zero
+    with pytest.raises(ValueError, match="unknown pooling 'min'"):
+        LeNet5_1998(pooling="min")
+
+
+def test_scaled_tanh_and_inputs():
+    f = ScaledTanh()
+    assert f.forward(np.array([1.0, -1.0, 0.0])) == pytest.approx([1.0, -1.0, 0.0], abs=2e-5)
+    assert f.forward(np.array([50.0]))[0] == pytest.approx(A)
+    x = prepare_1998(np.array([[[0] * 28] * 27 + [[255] * 28]], dtype=np.uint8))
+    assert x.shape == (1, 1, 32, 32)
+    assert x.min() == pytest.approx(BACKGROUND) and x.max() == pytest.approx(FOREGROUND)
+    assert x[0, 0, 0, 0] == pytest.approx(BACKGROUND)                   # the padding is background
+
+
+def test_rbf_codes_are_distinct_bitmaps():
+    codes = rbf_codes()
+    assert codes.shape == (10, 84) and set(np.unique(codes)) == {-1.0, 1.0}
+    hamming = (codes[:, None] != codes[None]).sum(axis=2)
+    assert hamming[~np.eye(10, dtype=bool)].min() >= 6                  # every two digits differ in 6+ pixels
+    layer = RBFOutput(dtype=np.float64)
+    assert np.allclose(layer.forward(codes), 4 * hamming)               # (+-1 - -+1)^2 = 4 per differing pixel
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch twin, float64
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("switches", [dict(), dict(output="linear", activation="tanh", c3="full", pooling="avg"),
+                                      dict(output="linear", activation="relu", pooling="max", init="lecun")])
+def test_twin_parity(rng, switches):
+    model = LeNet5_1998(seed=2, dtype=np.float64, **switches)
+    module = to_torch_1998(model)
+    x = rng.standard_normal((4, 1, 32, 32))
+    labels = np.array([0, 4, 7, 9])
+    rbf = switches.get("output", "rbf") == "rbf"
+    loss_fn = RBFLoss() if rbf else SoftmaxCrossEntropy()
+    out = model.forward(x)
+    loss = loss_fn.forward(out, labels)
+    dx = model.backward(loss_fn.backward())
+    xt = torch.from_numpy(x).requires_grad_(True)
+    t_out = module(xt)
+    t_labels = torch.from_numpy(labels)
+    t_loss = rbf_loss_torch(t_out, t_labels) if rbf else torch.nn.functional.cross_entropy(t_out, t_labels)
+    t_loss.backward()
+    errors = {"output": relative_error(out, t_out.detach().numpy()), "loss": abs(loss - t_loss.item()) / abs(loss),
+              "x": relative_error(dx, xt.grad.numpy())}
+    t_params = dict(module.named_parameters())
+    for name, g in model.gradients().items():
+        errors[name] = relative_error(g, t_params[torch_name_1998(name)].grad.numpy())
+    print(switches, {k: f"{v:.1e}" for k, v in errors.items()})
+    assert max(errors.values()) < 1e-10, errors
+
+
+# ----------------------------------------------------------------------------------------------
+# SDLM and the curvature estimate
+# ----------------------------------------------------------------------------------------------
+
+def test_sdlm_schedule_and_step():
+    assert [sdlm_learning_rate(e) for e in range(1, 21)] == (
+        [5e-4] * 2 + [2e-4] * 3 + [1e-4] * 3 + [5e-5] * 4 + [1e-5] * 8)
+    p = {"w": np.array([1.0, 2.0, 3.0])}
+    opt = SDLM(p, lr=0.1, mu=0.02)
+    opt.set_curvature({"w": np.array([0.0, 0.98, 9.98])})
+    opt.step({"w": np.array([1.0, 1.0, 1.0])})
+    assert p["w"] == pytest.approx([1 - 5.0, 2 - 0.1, 3 - 0.01])
+
+
+def test_curvature_is_the_gauss_newton_diagonal_where_that_is_exact(rng):
+    """With one output unit every weight has one path to it: the paper's recursion (squared weights,
+    squared derivatives) is then the exact Gauss-Newton diagonal, which torch computes from the Jacobian."""
+    model = Sequential(("H", Linear(5, 4, rng=0, dtype=np.float64)), ("act", Tanh()),
+                       ("O", Linear(4, 1, rng=1, dtype=np.float64)))
+    x = rng.standard_normal((6, 5))
+    h = estimate_curvature(model, x, np.zeros((6, 1)), MSELoss())
+    W1, b1 = (torch.tensor(model["H"].params[k], requires_grad=True) for k in ("W", "b"))
+    W2, b2 = (torch.tensor(model["O"].params[k], requires_grad=True) for k in ("W", "b"))
+    expected = {k: np.zeros_like(v) for k, v in h.items()}
+    for n in range(6):
+        o = torch.tanh(torch.from_numpy(x[n]) @ W1.T + b1) @ W2.T + b2
+        grads = torch.autograd.grad(o.sum(), [W1, b1, W2, b2])
+        for k, g in zip(("H.W", "H.b", "O.W", "O.b"), grads):
+            expected[k] += 2 * g.numpy() ** 2 / 6                       # per-sample loss (o - t)^2
+    for k in h:
+        assert relative_error(h[k], expected[k]) < 1e-12, k
+
+
+def test_curvature_of_shared_weights_sums_over_connections(rng):
+    """For a convolution the paper sums d2E/da^2 x^2 over every connection of a shared weight."""
+    conv = PartialConv2d(C3_TABLE, 5, rng=0, dtype=np.float64)
+    model = Sequential(("C", conv), ("flat", Flatten()),
+                       ("O", Linear(16 * 2 * 2, 3, rng=1, dtype=np.float64)))
+    x = rng.standard_normal((2, 6, 6, 6))
+    h = estimate_curvature(model, x, np.array([0, 2]), MSELoss())
+    d2_o = np.full((2, 3), 2 / 3)
+    d2_a = (d2_o @ model["O"].params["W"] ** 2).reshape(2, 16, 2, 2)
+    _, hW, hb = Fn.conv2d_backward_naive(d2_a, x ** 2, (conv.params["W"] * conv.mask) ** 2)
+    assert relative_error(h["C.W"], hW * conv.mask / 2) < 1e-12
+    assert relative_error(h["C.b"], hb / 2) < 1e-12
+    assert np.all(h["C.W"][~C3_TABLE.T] == 0)
+
+
+def test_sdlm_keeps_absent_c3_connections_at_zero(mnist):
+    from lenet_core.lenet1998 import fit_1998
+    model = LeNet5_1998(seed=0)
+    x, y = prepare_1998(mnist.x_train[:256]), mnist.y_train[:256]
+    before = model.state_dict()
+    history = fit_1998(model, x, y, epochs=1, batch_size=32, hessian_samples=64, quiet=True)
+    assert np.all(model["C3"].params["W"][~C3_TABLE.T] == 0)
+    assert max(np.abs(model.parameters()[k] - before[k]).max() for k in before) > 1e-4
+    assert np.isfinite(history["loss"][0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Distortions
+# ----------------------------------------------------------------------------------------------
+
+def test_random_affine(mnist):
+    x = prepare_1998(mnist.x_train[:16])
+    assert np.array_equal(random_affine(x, 0, shift=0, scale=0, squeeze=0, shear=0), x)
+    a, b = random_affine(x, 5), random_affine(x, 5)
+    assert np.array_equal(a, b) and a.dtype == x.dtype and a.shape == x.shape
+    assert a.min() >= x.min() - 1e-6 and a.max() <= x.max() + 1e-6      # bilinear: convex combinations
+    assert not np.allclose(a, x)
+    assert a[:, :, 0, 0] == pytest.approx(BACKGROUND)                  # the background stays background
+    ink = (x > 0.5).sum(axis=(1, 2, 3)), (a > 0.5).sum(axis=(1, 2, 3))
+    assert np.all(np.abs(ink[1] / ink[0] - 1) < 0.5)                    # a distortion, not a new image
+
+
+# ----------------------------------------------------------------------------------------------
+# The scripts' quick modes: the code path, not the numbers
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("script", ["train_1998.py", "ablation.py"])
+def test_script_quick_mode(tmp_path, script):
+    out = tmp_path / "record.json"
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--quick", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(out.read_text())
+    assert record["quick"] is True and record["results"]["complete"] is True
+    refused = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--quick"],
+                             capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert refused.returncode != 0 and "temporary folder" in refused.stderr
+
+
+def test_cli_model_lenet1998(mnist_root, tmp_path, capsys):
+    from lenet_core import __main__ as cli
+    from lenet_core.lenet1998 import LeNet5_1998
+    from lenet_core.model import load_weights
+
+    out = tmp_path / "l98.npz"
+    argv = ["train", "--model", "lenet1998", "--epochs", "1", "--limit", "300", "--validation", "100", "--quiet",
+            "--data", str(mnist_root), "--out", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "LeNet-5 as in 1998 (60,000 trainable parameters), SDLM" in printed and "test accuracy" in printed
+    trained = load_weights(LeNet5_1998(), out)
+    assert not np.allclose(trained["C1"].params["W"], LeNet5_1998()["C1"].params["W"])      # it trained
+    assert cli.main(["train", "--model", "lenet1998", "--engine", "torch", "--data", str(mnist_root)]) != 0
+    assert "--engine torch does not apply to --model lenet1998" in capsys.readouterr().err
