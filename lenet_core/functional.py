@@ -1,4 +1,5 @@
-"""Convolution and pooling as plain functions: naive loops for teaching, unfolded windows for speed.
+"""Convolution and pooling as plain functions: naive loops for teaching, unfolded windows for speed
+(chapter 2 explains convolution and im2col, chapter 3 pooling, chapter 4 their backward passes).
 
 Every function takes and returns NumPy arrays in PyTorch's layouts:
 
@@ -118,7 +119,7 @@ def conv2d_naive(x, W, b, stride=1, padding=0):
 
 
 def conv2d_backward_naive(dout, x, W, stride=1, padding=0):
-    """Gradients of :func:`conv2d_naive` by the same loops, read backwards.
+    """Gradients of :func:`conv2d_naive` by the same loops, read backwards (chapter 4).
 
     dout: (N, F, OH, OW) -> dx: (N, C, H, W), dW: (F, C, KH, KW), db: (F,).
     Each output element sent ``W[f] * x_window`` forward, so it sends ``dout * x_window`` to ``dW[f]``
@@ -144,7 +145,7 @@ def conv2d_backward_naive(dout, x, W, stride=1, padding=0):
 
 
 def pool2d_naive(x, kernel_size, stride=None, mode="max"):
-    """Average or max pooling by explicit loops. x: (N, C, H, W) -> (N, C, OH, OW)."""
+    """Average or max pooling by explicit loops (chapter 3). x: (N, C, H, W) -> (N, C, OH, OW)."""
     _check_images(x)
     (kh, kw) = _pair(kernel_size, "kernel_size")
     (sh, sw) = _pair(kernel_size if stride is None else stride, "stride")
@@ -161,7 +162,7 @@ def pool2d_naive(x, kernel_size, stride=None, mode="max"):
 
 
 def pool2d_backward_naive(dout, x, kernel_size, stride=None, mode="max"):
-    """Gradient of :func:`pool2d_naive`. dout: (N, C, OH, OW) -> dx: (N, C, H, W).
+    """Gradient of :func:`pool2d_naive` (chapter 3). dout: (N, C, OH, OW) -> dx: (N, C, H, W).
 
     Average pooling spreads each ``dout`` evenly over its window. Max pooling sends it to the
     first (row-major) position holding the window's maximum, as PyTorch does; where windows overlap
@@ -203,7 +204,7 @@ def _pool_reducer(mode):
 # ----------------------------------------------------------------------------------------------
 
 def im2col(x, kernel_size, stride=1, padding=0):
-    """Unfold windows into rows.
+    """Unfold windows into rows (chapter 2).
 
     x: (N, C, H, W) -> cols: (N*OH*OW, C*KH*KW). Row ``(n, i, j)`` holds the window of image ``n``
     whose top-left corner is at ``(i*sh - ph, j*sw - pw)``, flattened in ``(C, KH, KW)`` order,

@@ -1,5 +1,5 @@
-"""Model summaries: the architecture table of any :class:`~lenet_core.model.Sequential`, regenerated
-from the model itself, and the historical LeNet-5 of LeCun et al. (1998) counted from its rules.
+"""Model summaries (chapter 5): the architecture table of any :class:`~lenet_core.model.Sequential`,
+regenerated from the model itself, and the historical LeNet-5 of LeCun et al. (1998) counted from its rules.
 
 - :func:`summary` runs one zero image through a copy of the model and lists, per layer, its name,
   what it does, its output shape (without the batch axis), its parameter count and how that count

@@ -1,5 +1,5 @@
-"""The PyTorch twin of :func:`lenet_core.model.LeNet5`: the same function, with weights copied both ways,
-and trained with the same recipe.
+"""The PyTorch twin of :func:`lenet_core.model.LeNet5` (chapter 8): the same function, with weights copied
+both ways, and trained with the same recipe.
 
 ``TorchLeNet5`` has the same layers, names and weight layouts as the scratch model (conv weights
 ``(out, in, kh, kw)``, linear weights ``(out, in)``), so copying is a one-to-one assignment:
