@@ -68,6 +68,7 @@ from .losses import SoftmaxCrossEntropy
 __all__ = [
     "CaseResult",
     "GradeReport",
+    "points",
     "check_conv_forward",
     "check_conv_backward",
     "check_pool_forward",
@@ -151,6 +152,21 @@ class GradeReport:
         print(self, flush=True)
         self._printed = True
         return self
+
+
+def points(report: GradeReport) -> int:
+    """The points a check earns in an nbgrader test cell: one per passed case.
+
+    A test cell ends with ``grading.points(grading.check_...(student_function))``; nbgrader reads the
+    number as the cell's partial credit (its maximum is the cell's fixed ``points`` metadata). The
+    points are counted here from the case records, not read from ``report.score``: the student's
+    code runs in the same kernel as the tests, so a patched ``GradeReport.score`` must not count,
+    and an object that is not this module's :class:`GradeReport` (one the student built) raises
+    ``TypeError``, which scores the cell zero.
+    """
+    if type(report) is not GradeReport:
+        raise TypeError(f"expected the GradeReport of a lenet_core.grading check, got {type(report).__name__}")
+    return sum(1 for case in report.cases if type(case) is CaseResult and case.passed is True)
 
 
 # ----------------------------------------------------------------------------------------------

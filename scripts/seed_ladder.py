@@ -40,25 +40,21 @@ PRINTED = S.SEED_AS_PRINTED
 
 def ladder(epochs: int, lr: float):
     """The rungs, cumulative: ``(key, what changes, config)``; ``lr`` is the validated learning rate."""
-    rungs = [("printed", "the seed's script as printed (MLP 784-300-100-10)", PRINTED)]
+    rungs = [("printed", "the seed's script as printed: an MLP 784-300-100-10", PRINTED)]
 
     def add(key, change, **kw):
         rungs.append((key, change, rungs[-1][2].replace(**kw)))
-    add("train_mean", "test set centred by the training mean, not its own", test_centring="train")
-    add("epochs", f"{epochs} epochs of shuffled batches instead of 2500 random windows",
+    add("train_mean", "test set centred by the training mean", test_centring="train")
+    add("epochs", f"{epochs} shuffled epochs, not 2500 random windows",
         sampling="shuffle", epochs=epochs)
-    add("lr", f"learning rate {lr:g} (chosen on the validation split) instead of 1e-4", lr=lr)
-    add("seed_lenet5", "the seed's LeNet5 class as printed (ReLU, max-pool, 28x28; softmax twice, "
-        "printed conv backward, printed init) instead of the MLP", model="seed_lenet5")
-    add("lecun_init", "LeCun's initialisation (fan-in Cin*F*F, zero biases) instead of the printed one",
-        init="lecun")
-    add("single_softmax", "softmax once: the model outputs logits", softmax_output=False)
-    add("true_conv_backward", "the true conv input gradient (pad F-1, kernel turned on its own axes)",
-        conv_backward="true")
-    add("book_optimizer", "the book's optimizer: mean gradients, Nesterov 0.9, lr 0.05 cosine, "
-        "weight decay 5e-4", optimizer="book")
-    add("book_recipe", "the book's LeNet-5 (tanh, average pooling, 32x32, standardised input): "
-        "the book's recipe", model="lenet5", preprocessing="book")
+    add("lr", f"learning rate {lr:g}, chosen on validation", lr=lr)
+    add("seed_lenet5", "the seed's LeNet5 class as printed, not the MLP", model="seed_lenet5")
+    add("lecun_init", "LeCun's initialisation, not the printed one", init="lecun")
+    add("single_softmax", "one softmax: the model outputs logits", softmax_output=False)
+    add("true_conv_backward", "the true conv input gradient", conv_backward="true")
+    add("book_optimizer", "the book's optimizer (DEFAULT_RECIPE)", optimizer="book")
+    add("book_recipe", "the book's LeNet-5 and input: the book's recipe", model="lenet5",
+        preprocessing="book")
     return rungs
 
 

@@ -1,93 +1,303 @@
-"""The student versions of the assignments: generated from the solution notebooks, deterministic, up to date."""
+"""The classroom on nbgrader: every assignment generated, autograded and fed back in one temporary
+course directory, with the solution, planted bugs and hostile submissions.
+
+One course directory per test session; one ``grade_submissions.grade`` call (one in-process
+NbGraderAPI) grades all submissions of an assignment, so the whole file costs a kernel start and
+a run per submitted notebook.
+"""
+
+from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
+import io
+import os
+import re
+import shutil
 
 import nbformat
 import pytest
 
 from conftest import REPO
 
-spec = importlib.util.spec_from_file_location("make_assignments", REPO / "scripts" / "make_assignments.py")
-make = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make)
+pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
 
-SOURCES = sorted(make.SOURCE.glob("*.ipynb"))
+COURSE = REPO / "assignments"
+ASSIGNMENTS = sorted(p.name for p in (COURSE / "source").iterdir() if (p / f"{p.name}.ipynb").is_file())
 
+spec = importlib.util.spec_from_file_location("grade_submissions", REPO / "scripts" / "grade_submissions.py")
+wrapper = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(wrapper)
 
-def test_region_becomes_a_stub_with_its_hint():
-    source = ("def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    ### HINT: use np.tanh\n    secret = 42\n"
-              "    return secret\n    ### END SOLUTION\n\nprint('after')")
-    new, top_level = make.strip_solutions(source, markdown=False, where="cell")
-    assert new == "def f(x):\n    y = 1\n    raise NotImplementedError('use np.tanh')\n\nprint('after')"
-    assert not top_level
+#: per assignment: (student, answer cell, text to replace, replacement, test cell, feedback expected there)
+BUGS = {
+    "a1_convolution": [
+        ("transposed_kernel", "conv_forward", "xp = np.pad(", "W = W.swapaxes(2, 3)\n    xp = np.pad(",
+         "check_conv_forward", "FAIL  case '3x3 kernel, stride 1, no padding': output max abs error"),
+        ("assigns_instead_of_adding", "conv_backward", "dxp[:, :, rows, cols] +=", "dxp[:, :, rows, cols] =",
+         "check_conv_backward", "FAIL  case 'padding 1 keeps the size': dx max abs error"),
+    ],
+    "a2_pooling_softmax": [
+        ("pool_assigns", "pool_backward", "dx[:, :, rows, cols] += dout / k ** 2",
+         "dx[:, :, rows, cols] = dout / k ** 2", "check_avg_pool_backward",
+         "FAIL  case 'overlapping 2x2 windows, stride 1, batch 1, 5x6': dx max abs error"),
+        ("no_max_shift", "softmax_cross_entropy", "shifted = logits - logits.max(axis=1, keepdims=True)",
+         "shifted = logits", "check_softmax", "FAIL  case 'logits near +1e4, batch 4': loss is inf"),
+        ("no_mean", "softmax_cross_entropy", "return float(loss), dlogits / n", "return float(loss), dlogits",
+         "check_softmax", "FAIL  case 'batch 5, 10 classes': dlogits max abs error"),
+    ],
+}
 
+PATCH_SCORE = """from lenet_core.grading import GradeReport
+GradeReport.score = property(lambda self: self.max_score)
+GradeReport.passed = property(lambda self: True)"""
 
-def test_top_level_region_is_flagged_and_markdown_regions_become_prompts():
-    new, top_level = make.strip_solutions("a = 1\n### BEGIN SOLUTION\nb = 2\n### END SOLUTION", False, "cell")
-    assert new == "a = 1\nraise NotImplementedError('write your solution here')" and top_level
-    new, _ = make.strip_solutions("Why?\n\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION", True, "cell")
-    assert new == "Why?\n\n*Your answer here.*"
+OWN_REPORT = """import lenet_core.grading
 
+class GradeReport:
+    score = max_score = 10
+    passed = True
+    cases = [("everything", True, "ok")] * 10
 
-@pytest.mark.parametrize("source,message", [
-    ("### BEGIN SOLUTION\nx = 1", "without END"),
-    ("x = 1\n### END SOLUTION", "line 2: END SOLUTION without BEGIN"),
-    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "line 2: BEGIN SOLUTION inside"),
-])
-def test_broken_markers_are_errors(source, message):
-    with pytest.raises(make.MarkerError, match=message):
-        make.strip_solutions(source, False, "a1.ipynb, cell 3")
+def check_conv_forward(fn, **kwargs):
+    return GradeReport()
 
+def check_conv_backward(fn, **kwargs):
+    return GradeReport()
 
-def test_there_are_at_least_three_assignments():
-    assert len(SOURCES) >= 3, [p.name for p in SOURCES]
-
-
-@pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
-def test_student_version_hides_every_solution_and_is_deterministic(path):
-    source = nbformat.read(path, as_version=4)
-    first = make.render(make.student_version(source, path.name))
-    assert first == make.render(make.student_version(nbformat.read(path, as_version=4), path.name))
-    student = nbformat.reads(first, as_version=4)
-    assert len(student.cells) == len(source.cells)
-    stubs = 0
-    for src_cell, cell in zip(source.cells, student.cells):
-        assert "### BEGIN SOLUTION" not in cell.source and "### END SOLUTION" not in cell.source
-        if "### BEGIN SOLUTION" in src_cell.source:
-            stubs += 1
-            solution_lines = src_cell.source.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
-            for line in solution_lines.strip().splitlines():
-                if line.strip() and not line.strip().startswith("### HINT"):
-                    assert line not in cell.source.splitlines(), f"solution line leaked: {line!r}"
-        if cell.cell_type == "code":
-            assert cell.outputs == []
-    assert stubs >= 1
+lenet_core.grading.check_conv_forward = check_conv_forward
+lenet_core.grading.check_conv_backward = check_conv_backward"""
 
 
-def test_committed_student_versions_are_up_to_date():
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "make_assignments.py"), "--check"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+def grade_id(cell):
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
-def test_grading_script_scores_solution_student_and_tampered_notebooks(tmp_path):
-    """The instructor's grader gives the solution full marks, the stub 0, and ignores edited check cells."""
-    source = make.SOURCE / "a1_convolution.ipynb"
-    student = nbformat.read(make.STUDENT / "a1_convolution.ipynb", as_version=4)
-    for cell in student.cells:                          # a student who fakes the checks instead of solving
-        if "check_conv_forward(conv_forward)" in cell.source:
-            cell.source = "print('conv forward: 10/10, all cases passed')"
-    tampered = tmp_path / "tampered.ipynb"
-    nbformat.write(student, tampered)
-    out = tmp_path / "grades.csv"
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "grade_submissions.py"), str(source),
-                             str(source), str(make.STUDENT / "a1_convolution.ipynb"), str(tampered), "--out", str(out)],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    rows = out.read_text().splitlines()
-    assert rows[0] == "submission,forward_report,backward_report,total,max,error"
-    assert rows[1] == "a1_convolution.ipynb,10,12,22,22,"
-    assert rows[2] == "a1_convolution.ipynb,0,0,0,22,"
-    assert rows[3] == "tampered.ipynb,0,0,0,22,"
+def edited(nb, cell_id, old, new):
+    nb = nbformat.from_dict(nb)
+    [cell] = [c for c in nb.cells if grade_id(c) == cell_id]
+    assert old in cell.source, (cell_id, old)
+    cell.source = cell.source.replace(old, new)
+    return nb
+
+
+def submit(course, student, assignment, nb):
+    folder = course / "submitted" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{assignment}.ipynb"
+    if isinstance(nb, str):
+        path.write_text(nb)
+    else:
+        nbformat.write(nb, path)
+
+
+def solved(source, release):
+    """What a student who solved everything submits: the student version, its answer cells filled in."""
+    answers = {grade_id(c): c.source for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.from_dict(release)
+    for cell in nb.cells:
+        if grade_id(cell) in answers:
+            cell.source = answers[grade_id(cell)]
+    return nb
+
+
+def hostile_submissions(source, release):
+    """Submissions of assignment 1 that try to get points without the work, or break the grader.
+
+    ``source``: the solved student version; ``release``: the untouched student version."""
+    a = {}
+    a["untouched"] = release
+    a["empty"] = nbformat.v4.new_notebook()
+    a["not_a_notebook"] = "def conv_forward(x, W, b, stride, padding):\n    return x\n"
+    a["deleted_answers"] = nbformat.from_dict(source)
+    a["deleted_answers"].cells = [c for c in source.cells if not c.metadata.get("nbgrader", {}).get("solution")]
+    a["renamed_answer"] = edited(source, "conv_forward", "def conv_forward(", "def my_conv_forward(")
+    a["syntax_error"] = edited(source, "conv_forward", "def conv_forward(x, W, b, stride, padding):",
+                               "def conv_forward(x, W, b, stride, padding)")
+    for name, code in [("patches_score", PATCH_SCORE), ("own_reports", OWN_REPORT)]:
+        nb = nbformat.from_dict(release)
+        nb.cells.insert(2, nbformat.v4.new_code_cell(code))
+        a[name] = nb
+    a["tampered_test"] = nbformat.from_dict(release)
+    [cell] = [c for c in a["tampered_test"].cells if grade_id(c) == "check_conv_forward"]
+    cell.source = "10"
+    a["allocates_4gib"] = edited(source, "conv_forward", "xp = np.pad(", "big = np.ones(2 ** 29)\n    xp = np.pad(")
+    return a
+
+
+@pytest.fixture(scope="session")
+def course(tmp_path_factory):
+    """A temporary course directory, every assignment generated, every submission graded."""
+    from nbgrader.apps import NbGraderAPI
+
+    root = tmp_path_factory.mktemp("course")
+    for item in ["nbgrader_config.py", "jupyter", "source"]:
+        (shutil.copytree if (COURSE / item).is_dir() else shutil.copy)(COURSE / item, root / item)
+    saved = dict(os.environ)
+    try:
+        config = wrapper.load_config(root, 60, 600, {"deadline": 0})
+        api = NbGraderAPI(config=config)
+        for assignment in ASSIGNMENTS:
+            result = api.generate_assignment(assignment)
+            assert result["success"], result.get("error")
+        sources = {a: nbformat.read(root / "source" / a / f"{a}.ipynb", as_version=4) for a in ASSIGNMENTS}
+        releases = {a: nbformat.read(root / "release" / a / f"{a}.ipynb", as_version=4) for a in ASSIGNMENTS}
+        answers = {a: solved(sources[a], releases[a]) for a in ASSIGNMENTS}
+        students = {a: ["solution"] for a in ASSIGNMENTS}
+        for a in ASSIGNMENTS:
+            submit(root, "solution", a, answers[a])
+            for student, cell_id, old, new, *_ in BUGS.get(a, []):
+                submit(root, student, a, edited(answers[a], cell_id, old, new))
+                students[a].append(student)
+        hostile = hostile_submissions(answers["a1_convolution"], releases["a1_convolution"])
+        for student, nb in hostile.items():
+            submit(root, student, "a1_convolution", nb)
+            students["a1_convolution"].append(student)
+        submit(root, "infinite_loop", "a1_convolution",
+               edited(answers["a1_convolution"], "conv_backward", "H, Wd = x.shape[2:]",
+                      "while True:\n        pass\n    H, Wd = x.shape[2:]"))
+
+        reports, results = {}, {}
+        for a in ASSIGNMENTS:
+            out = io.StringIO()
+            results.update({(a, s): r for s, r in wrapper.grade(a, root, students[a], out=out).items()})
+            reports[a] = out.getvalue()
+        # the time limits, tight: 5 s per cell, 12 s per notebook
+        out = io.StringIO()
+        started = __import__("time").monotonic()
+        r = wrapper.grade("a1_convolution", root, ["infinite_loop"], cell_timeout=5, notebook_timeout=12,
+                          out=out, csv=root / "grades.csv")
+        loop_seconds = __import__("time").monotonic() - started
+        results[("a1_convolution", "infinite_loop")] = r["infinite_loop"]
+        reports["loop"] = out.getvalue()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return {"root": root, "results": results, "reports": reports, "sources": sources, "releases": releases,
+            "loop_seconds": loop_seconds}
+
+
+def autograded(course, student, assignment):
+    return nbformat.read(course["root"] / "autograded" / student / assignment / f"{assignment}.ipynb",
+                         as_version=4)
+
+
+def cell_output(nb, cell_id):
+    [cell] = [c for c in nb.cells if grade_id(c) == cell_id]
+    return "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) + " ".join(o.get("traceback", []))
+                   for o in cell.outputs)
+
+
+def total_points(nb):
+    return sum(c.metadata["nbgrader"]["points"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade"))
+
+
+def test_there_is_an_assignment_per_teaching_chapter():
+    assert len(ASSIGNMENTS) >= 2, ASSIGNMENTS
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_version_has_stubs_and_no_solution(course, assignment):
+    source, release = course["sources"][assignment], course["releases"][assignment]
+    assert total_points(source) >= 10
+    text = "\n".join(c.source for c in release.cells)
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    for cell in source.cells:
+        if "### BEGIN SOLUTION" in cell.source:
+            [student] = [c for c in release.cells if grade_id(c) == grade_id(cell)]
+            assert 'raise NotImplementedError("write your code here; the HINT comment above says how")' \
+                in student.source
+            assert "# HINT:" in student.source
+            for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S):
+                for line in region.strip().splitlines():
+                    assert line not in student.source.splitlines(), f"solution line left: {line!r}"
+        if "### BEGIN HIDDEN TESTS" in cell.source:
+            hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+            for line in hidden.strip().splitlines():
+                assert line not in text.splitlines(), f"hidden test left: {line!r}"
+    first = release.cells[1] if release.cells[0].cell_type == "markdown" else release.cells[0]
+    assert grade_id(first) == "setup" and "pip" in first.source and "load_mnist()" in first.source
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_gets_full_marks(course, assignment):
+    score, maximum, problems, graded = course["results"][(assignment, "solution")]
+    assert graded and problems == [] and score == maximum == total_points(course["sources"][assignment])
+
+
+@pytest.mark.parametrize("assignment,bug", [(a, b) for a, bugs in BUGS.items() for b in bugs],
+                         ids=[f"{a}-{b[0]}" for a, bugs in BUGS.items() for b in bugs])
+def test_planted_bug_gets_partial_marks_and_named_feedback(course, assignment, bug):
+    student, _, _, _, test_cell, feedback = bug
+    score, maximum, problems, graded = course["results"][(assignment, student)]
+    assert graded and 0 < score < maximum, (score, maximum, problems)
+    assert feedback in cell_output(autograded(course, student, assignment), test_cell)
+    html = (course["root"] / "feedback" / student / assignment / f"{assignment}.html").read_text()
+    assert feedback.split(":")[0].replace("'", "&#39;") in html or feedback.split(":")[0] in html
+
+
+@pytest.mark.parametrize("student", ["untouched", "empty", "not_a_notebook", "deleted_answers",
+                                     "patches_score", "own_reports", "tampered_test"])
+def test_no_work_earns_nothing(course, student):
+    score, maximum, problems, graded = course["results"][("a1_convolution", student)]
+    assert (score, maximum) == (0, 24), problems
+
+
+def test_a_renamed_answer_earns_nothing_for_it(course):
+    # conv_forward renamed: its 10 + 1 points are lost, conv_backward's 12 + 1 stay
+    score, maximum, problems, graded = course["results"][("a1_convolution", "renamed_answer")]
+    assert (score, maximum) == (13, 24), problems
+
+
+def test_report_lines_name_each_problem(course):
+    results = course["results"]
+
+    def problems(student):
+        return "\n".join(results[("a1_convolution", student)][2])
+    assert "a1_convolution.ipynb is an empty notebook (no cells)" in problems("empty")
+    assert "a1_convolution.ipynb is not a notebook (Notebook does not appear to be JSON" in problems("not_a_notebook")
+    assert not results[("a1_convolution", "not_a_notebook")][3]
+    assert "test cell check_conv_forward was edited (its checksum changed): graded with the original" \
+        in problems("tampered_test")
+    assert "was edited" not in problems("untouched") and "was edited" not in problems("solution")
+    assert "answer cell conv_forward: SyntaxError" in problems("syntax_error")
+    assert "test check_conv_forward: NameError: name 'conv_forward' is not defined" in problems("renamed_answer")
+    assert "test check_conv_forward: TypeError: expected the GradeReport of a lenet_core.grading check" \
+        in problems("own_reports")
+    report = course["reports"]["a1_convolution"]
+    assert "\nsolution: 24/24\n" in "\n" + report and "empty: 0/24" in report
+
+
+def test_syntax_error_keeps_the_other_tasks_points(course):
+    score, maximum, _, _ = course["results"][("a1_convolution", "syntax_error")]
+    assert (score, maximum) == (13, 24)          # conv_backward's 12 + 1 still count
+
+
+def test_memory_limit_stops_a_4gib_allocation(course):
+    score, maximum, problems, graded = course["results"][("a1_convolution", "allocates_4gib")]
+    assert graded and (score, maximum) == (13, 24)
+    assert "test hidden_conv_forward: MemoryError (memory limit: 3G)" in problems
+    assert "MemoryError" in cell_output(autograded(course, "allocates_4gib", "a1_convolution"), "check_conv_forward")
+
+
+def test_time_limits_stop_an_infinite_loop(course):
+    score, maximum, problems, graded = course["results"][("a1_convolution", "infinite_loop")]
+    assert graded and (score, maximum) == (11, 24), problems     # conv_forward's points stay
+    assert "test check_conv_backward: KeyboardInterrupt (time limit: 5 s per cell, 12 s per notebook)" in problems
+    assert "the notebook time limit (12 s) ran out: the tests after it scored zero" in problems
+    # bounded: the 12 s budget, then at most a second per remaining cell, plus feedback and export
+    # (a generous bound: the machine may be busy; without the limits this call would never end)
+    assert course["loop_seconds"] < 90
+
+
+def test_feedback_and_csv(course):
+    root = course["root"]
+    html = (root / "feedback" / "solution" / "a1_convolution" / "a1_convolution.html").read_text()
+    assert "conv forward: 10/10, all cases passed" in html
+    rows = (root / "grades.csv").read_text().splitlines()
+    assert rows[0].startswith("assignment,duedate,timestamp,student_id")
+    assert "a1_convolution,,,solution,,,,24.0,0.0,24.0,24.0" in rows
+    assert "a1_convolution,,,empty,,,,0.0,0.0,0.0,24.0" in rows
+    # one row per student of the course (a student who did not submit a1 gets 0 for it)
+    students = {s for a, s in course["results"]}
+    assert len([r for r in rows if r.startswith("a1_convolution,")]) == len(students)
+    assert len(rows) == 1 + len(students) * len(ASSIGNMENTS)

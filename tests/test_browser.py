@@ -19,7 +19,8 @@ the references) the page must:
   an error, and passes.
 
 A full-page screenshot of each page goes to ``_build/screenshots/`` (git-ignored); the path is
-printed at the end of the run.
+printed at the end of the run. The server (``site``) and the browser (``browser``) are fixtures of
+tests/conftest.py, shared with tests/test_browser_live.py (one Playwright per run).
 
 Chromium is Debian's (``apt-get install -y chromium``), never a browser that Playwright downloads.
 Without it this test FAILS with that instruction: skipping would hide a broken set-up.
@@ -27,25 +28,15 @@ Without it this test FAILS with that instruction: skipping would hide a broken s
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import re
-import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from playwright.sync_api import sync_playwright
 
-from conftest import REPO
+from conftest import CHROMIUM, REPO, SCREENSHOTS, is_local
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-SCREENSHOTS = REPO / "_build" / "screenshots"
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 CHAPTER = re.compile(r"ch\d\d_")
 
 
@@ -92,51 +83,7 @@ def normalize(text: str) -> str:
     return " ".join(text.replace("#", " ").replace("¶", " ").split())
 
 
-def is_local(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("data", "blob", "about") or parts.hostname in LOCAL_HOSTS
-
-
 PAGES = toc_entries()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="session")
-def site(book_build):
-    """The built HTML, served on 127.0.0.1 (a free port) for the whole run."""
-    handler = functools.partial(_QuietHandler, directory=str(book_build.html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="session")
-def browser(request):
-    """Debian's Chromium, headless, for the whole run; None when it is not installed."""
-    if not CHROMIUM.is_file():
-        yield None
-        return
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOTS.glob("*.png"):
-        old.unlink()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-    # say where the screenshots are, past pytest's output capture
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is not None and reporter is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\nscreenshots of the book's pages: {SCREENSHOTS}")
 
 
 @pytest.mark.parametrize("entry", PAGES)

@@ -492,6 +492,9 @@ def test_output_that_fails_after_training_keeps_the_run(tmp_path, mnist_root):
     resumed = cli("train", "--resume", "ck.npz", "--out", "w.npz", "--no-checkpoint", cwd=tmp_path,
                   env={"LENET_MNIST_DIR": str(mnist_root)})
     assert resumed.returncode == 0 and (tmp_path / "w.npz").exists(), resumed.stderr
+    evaluated = [cli("evaluate", name, cwd=tmp_path, env={"LENET_MNIST_DIR": str(mnist_root)}).stdout
+                 for name in ("w.npz", "ck.npz")]                     # evaluate reads checkpoints too
+    assert evaluated[0] == evaluated[1] and "test accuracy" in evaluated[0]
 
 
 def test_an_interrupted_save_leaves_the_old_file(tmp_path):

@@ -465,3 +465,46 @@ def test_integrated_gradients_planted_bugs(ig_setup):
     assert report.score == 0
     assert "NotImplementedError: build the path points" in report.cases[0].message
     assert "digit 1 (class 8): completeness" in str(report)
+
+
+# ----------------------------------------------------------------------------------------------
+# points(): what an nbgrader test cell counts
+# ----------------------------------------------------------------------------------------------
+
+def test_points_counts_passed_cases_not_the_score_property(monkeypatch):
+    from lenet_core import grading
+
+    report = check_conv_forward(stub, verbose=False)
+    assert grading.points(report) == 0
+    monkeypatch.setattr(GradeReport, "score", property(lambda self: self.max_score))
+    assert report.score == report.max_score                  # the patched property lies
+    assert grading.points(report) == 0                       # the count does not
+    assert grading.points(check_conv_forward(conv_forward, verbose=False)) == N_CONV
+
+
+def test_points_refuses_a_report_it_did_not_make():
+    from lenet_core import grading
+
+    class FakeReport:
+        score = max_score = 10
+        cases = [CaseResult("x", True, "ok")] * 10
+
+    with pytest.raises(TypeError, match="expected the GradeReport of a lenet_core.grading check, got FakeReport"):
+        grading.points(FakeReport())
+    forged = GradeReport("forged", [("x", True, "ok")] * 3)   # plain tuples, not CaseResult
+    assert grading.points(forged) == 0
+
+
+def test_grading_kernel_memory_limit_parsing(monkeypatch):
+    from lenet_core import grading_kernel as gk
+
+    assert gk.parse_limit("3G") == 3 * 1024 ** 3
+    assert gk.parse_limit("1500M") == 1500 * 1024 ** 2 and gk.parse_limit("2GiB") == 2 * 1024 ** 3
+    assert gk.parse_limit("123456") == 123456
+    for bad in ["lots", "-1G", "0"]:
+        with pytest.raises(ValueError, match="LENET_GRADING_MEMORY"):
+            gk.parse_limit(bad)
+    monkeypatch.delenv(gk.ENV_VAR, raising=False)
+    assert gk.memory_limit() == gk.DEFAULT_LIMIT
+    monkeypatch.setenv(gk.ENV_VAR, "2G")
+    assert gk.memory_limit() == 2 * 1024 ** 3

@@ -84,6 +84,7 @@ def source_value(file: str, key: str):
 def check_markers(where: str, text: str) -> list[str]:
     """Problems with the ``record`` markers of one piece of Markdown (empty: all figures agree)."""
     problems = []
+    text = prose_of(text)                    # a marker shown as code is an example, not a claim
     for m in MARKER.finditer(text):
         kind, body = m.group(1), m.group(2)
         line = text.count("\n", 0, m.start()) + 1
@@ -228,6 +229,10 @@ def test_markers_report_a_missing_key_or_bad_marker(record):
     record.write_text(json.dumps({"quick": True, "results": {"sec": 7.84}}))
     (quick,) = check_markers("page", f"7.84<!-- record: {record} results.sec .2f -->")
     assert "--quick" in quick
+
+
+def test_markers_in_code_are_examples():
+    assert check_markers("page", "Write `7.8 s<!-- record: nowhere.json results.x .1f -->`.") == []
 
 
 def test_unregistered_figures_are_found():
