@@ -122,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
                            description="Train LeNet-5 on MNIST, holding out a validation split; the test set "
                                        "is read once, at the end.\nWrites a checkpoint after every epoch; "
                                        "Ctrl-C stops after saving the finished epochs.")
+    train.add_argument("--model", choices=["lenet5", "lenet1998"], default="lenet5",
+                       help="lenet5: the book's network and recipe; lenet1998: LeNet-5 as in 1998 (RBF output, "
+                            "SDLM with the paper's schedule, --augment > 0 for its random affine distortions; "
+                            "see lenet_core.lenet1998)")
     train.add_argument("--engine", choices=["numpy", "torch"], default="numpy",
                        help="numpy: lenet_core's LeNet5; torch: its PyTorch twin, same recipe and batches, "
                             "weights saved as the same .npz")
@@ -271,6 +275,8 @@ def _train(args, defaults) -> int:
     from .optim import make_optimizer, make_scheduler
     from .train import History, evaluate, fit
 
+    if args.model == "lenet1998":
+        return _train_1998(args)
     ckpt = None
     if args.resume is not None:
         ckpt = _load(lambda: load_checkpoint(args.resume))
@@ -333,6 +339,41 @@ def _train(args, defaults) -> int:
     peak = _peak_memory_mib()
     if peak is not None:
         print(f"peak memory (max RSS) {peak:.0f} MiB")
+    return 0
+
+
+def _train_1998(args) -> int:
+    """``--model lenet1998``: LeNet-5 as in 1998, trained as in the paper (lenet_core.lenet1998.fit_1998)."""
+    from .data import load_mnist, split_validation
+    from .lenet1998 import LeNet5_1998, RBFLoss, evaluate_1998, fit_1998, prepare_1998, trainable_parameters
+    from .model import save_weights
+
+    for option, value, default in (("--engine", args.engine, "numpy"), ("--resume", args.resume, None),
+                                   ("--optimizer", args.optimizer, DEFAULT_RECIPE["optimizer"]),
+                                   ("--lr", args.lr, None), ("--schedule", args.schedule, DEFAULT_RECIPE["schedule"])):
+        if value != default:
+            raise CLIError(f"{option} {value} does not apply to --model lenet1998 (it trains with SDLM and the "
+                           f"paper's schedule)", "usage")
+    mnist = load_mnist(args.data)
+    (x_train, y_train), (x_val, y_val) = split_validation(mnist.x_train, mnist.y_train, args.validation)
+    if args.limit is not None:
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+    validation = (prepare_1998(x_val), y_val) if args.validation else None
+    model = LeNet5_1998(seed=args.seed)
+    print(f"LeNet-5 as in 1998 ({trainable_parameters(model):,} trainable parameters), SDLM, batch {args.batch_size}, "
+          f"distortions {'on' if args.augment else 'off'}, seed={args.seed}, {len(y_train):,} training images, "
+          f"{len(y_val):,} validation images")
+    start = time.perf_counter()
+    history = fit_1998(model, prepare_1998(x_train), y_train, epochs=args.epochs, batch_size=args.batch_size,
+                       validation=validation, distort=bool(args.augment), seed=args.seed, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    loss, acc = evaluate_1998(model, prepare_1998(mnist.x_test), mnist.y_test, RBFLoss())   # read once
+    save_weights(model, args.out)
+    print(f"test accuracy {acc:.2%} (loss {loss:.4f}) on the 10,000 test images, read once at the end of the "
+          f"run; {args.epochs} passes in {seconds:.0f}s; weights saved to {args.out}")
+    if args.history is not None:
+        history.save(args.history)
+        print(f"history saved to {args.history}")
     return 0
 
 

@@ -1,12 +1,12 @@
 """What made 99%? From LeNet-5 as in 1998 to the book's recipe and past it, one change at a time.
 
     export PYTHONPATH=$PWD LENET_MNIST_DIR=../shared/mnist
-    flock /tmp/lenet-cpu.lock python scripts/ablation.py                  # full: ~15 min on 2 cores
+    flock /tmp/lenet-cpu.lock python scripts/ablation.py                  # full: ~10 min on 2 cores
     python scripts/ablation.py --quick --out /tmp/ablation.json          # code path only
 
 Every rung changes one thing with respect to the rung it starts from (``base``) and is trained for
 ``--epochs`` epochs (a reduced budget: the same for every rung) on the 55,000 images left by
-lenet_core.data.split_validation, for each seed; its validation error (the 5,000 held-out images)
+lenet_core.data.split_validation (or their first ``--limit``), for each seed; its validation error (the 5,000 held-out images)
 is reported as mean and sd over the seeds. The test set is read once, at the end of training, for
 the models of the rungs listed in FINAL only. Then the "overfit 100 images" sanity check: the 1998
 network and the book's recipe on 100 training images, until they fit them.
@@ -147,15 +147,16 @@ def summarise(runs):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=4, help="epochs per rung (a reduced budget, the same for all)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per rung (a reduced budget, the same for all)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--overfit-epochs", type=int, default=30)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--only", nargs="+", help="run only these rungs (keys)")
+    p.add_argument("--limit", type=int, default=0, help="train on the first N of the 55,000 images (0: all)")
     p.add_argument("--quick", action="store_true", help="every rung, 1 seed, 1 epoch, 1,000 images")
     p.add_argument("--out", type=Path, default=RECORDS_DIR / "ablation.json")
     args = p.parse_args(argv)
-    limit, val_size = 0, 5000
+    limit, val_size = args.limit, 5000
     if args.quick:
         args.seeds, args.epochs, args.jobs, args.overfit_epochs = args.seeds[:1], 1, 1, 2
         limit, val_size = 1000, 500

@@ -218,3 +218,20 @@ def test_script_quick_mode(tmp_path, script):
     refused = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--quick"],
                              capture_output=True, text=True, timeout=60, cwd=REPO)
     assert refused.returncode != 0 and "temporary folder" in refused.stderr
+
+
+def test_cli_model_lenet1998(mnist_root, tmp_path, capsys):
+    from lenet_core import __main__ as cli
+    from lenet_core.lenet1998 import LeNet5_1998
+    from lenet_core.model import load_weights
+
+    out = tmp_path / "l98.npz"
+    argv = ["train", "--model", "lenet1998", "--epochs", "1", "--limit", "300", "--validation", "100", "--quiet",
+            "--data", str(mnist_root), "--out", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "LeNet-5 as in 1998 (60,000 trainable parameters), SDLM" in printed and "test accuracy" in printed
+    trained = load_weights(LeNet5_1998(), out)
+    assert not np.allclose(trained["C1"].params["W"], LeNet5_1998()["C1"].params["W"])      # it trained
+    assert cli.main(["train", "--model", "lenet1998", "--engine", "torch", "--data", str(mnist_root)]) != 0
+    assert "--engine torch does not apply to --model lenet1998" in capsys.readouterr().err

@@ -315,13 +315,14 @@
   }
 
   /** "black" (every pixel the value of a 0 pixel), "blur" (x blurred, sigma 3 as in chapter 9),
-   *  or "mean" (the mean of the first 10,000 training digits, exported with the weights). */
+   *  "mean" (the mean of the first 10,000 training digits) or "uniform" (chapter 9's noise, seed
+   *  0); the last two are exported with the weights. */
   function makeBaseline(model, kind, x, sigma) {
     if (kind === "black") return new Float64Array(x.length).fill(BLACK);
     if (kind === "blur") return gaussianBlur(x, 32, sigma === undefined ? 3 : sigma);
-    if (kind === "mean") {
-      if (!model.baselines.mean) throw new Error("the export has no mean baseline");
-      return Float64Array.from(model.baselines.mean);
+    if (kind === "mean" || kind === "uniform") {
+      if (!model.baselines[kind]) throw new Error("the export has no " + kind + " baseline");
+      return Float64Array.from(model.baselines[kind]);
     }
     throw new Error("unknown baseline " + kind);
   }

@@ -316,7 +316,7 @@
     this.x = L.prepare(pixels);
     D.grey($("pg-seen"), pixels, N, N, 0, 255);
     $("pg-seen-caption").textContent = this.background
-      ? "the stored digit as MNIST stores it (already centred), with your strokes"
+      ? "a stored test digit (already centred)"
       : $("pg-centre").checked ? "your digit, scaled and centred like MNIST's" : "your digit, as drawn (not centred)";
     var empty = !this.strokes.length && !this.background;
     var a = L.forward(this.model, this.x);
