@@ -296,7 +296,10 @@ def _state(page):
 
 def _stroke(page, points):
     """Drag the mouse through grid points (28x28 grid units) on the drawing canvas."""
-    box = page.locator("#pg-draw").bounding_box()
+    canvas = page.locator("#pg-draw")
+    canvas.scroll_into_view_if_needed()                  # a screenshot may have scrolled it away
+    box = canvas.bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= page.viewport_size["height"], box
     to_px = [(box["x"] + x / 28 * box["width"], box["y"] + y / 28 * box["height"]) for x, y in points]
     page.mouse.move(*to_px[0])
     page.mouse.down()
