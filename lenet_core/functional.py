@@ -393,7 +393,7 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
     x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW) (a new, C-contiguous array).
     cols: the windows, (C*KH*KW, N*OH*OW) in the layout :func:`conv_layout` picks (see :func:`unfold`);
     when the kernel covers the whole image (one window per image, LeNet's C5) simply
-    ``x.reshape(N, C*KH*KW)``, no copy. ``workspace`` (a :class:`Workspace`) holds the scratch arrays,
+    ``x.reshape(N, C*KH*KW).T``, a view of x, no copy. ``workspace`` (a :class:`Workspace`) holds the scratch arrays,
     reused from call to call (``cols`` is one of them: the next call overwrites it).
 
     The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, N*OH*OW), plus the bias.
@@ -406,10 +406,10 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
     (kh, kw), _, (ph, pw), OH, OW = conv_geometry(x.shape, (KH, KW), stride, padding)
     W2 = W.reshape(F, -1)                                          # (F, C*KH*KW)
     if _whole_image(x.shape, (kh, kw), (ph, pw)):
-        cols = x.reshape(N, C * KH * KW)                           # one window per image: x itself
-        out = cols @ W2.T                                          # (N, F)
+        rows = x.reshape(N, C * KH * KW)                           # one window per image: x itself
+        out = rows @ W2.T                                          # (N, F)
         out += b
-        return out.reshape(N, F, 1, 1), cols
+        return out.reshape(N, F, 1, 1), rows.T                     # cols (K, N): a view, no copy
     layout = conv_layout(OW)
     cols = unfold(x, (KH, KW), stride, padding, layout=layout, workspace=workspace,
                   out=_scratch(workspace, "cols", (C * KH * KW, N * OH * OW), x.dtype))
@@ -442,7 +442,7 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *
     if _whole_image(x_shape, (kh, kw), (ph, pw)):                 # one window per image: plain products
         d2 = dout.reshape(N, F)
         dx = (d2 @ W2).reshape(x_shape) if need_dx else None
-        return dx, (d2.T @ cols).reshape(W.shape), d2.sum(axis=0)
+        return dx, (d2.T @ cols.T).reshape(W.shape), d2.sum(axis=0)
     layout = conv_layout(OW)
     d = _scratch(workspace, "dout_layout", _layout_shape(layout, N, F, OH, OW), dout.dtype)
     d[...] = dout.transpose(LAYOUTS[layout])
