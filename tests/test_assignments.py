@@ -20,7 +20,8 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
+              pytest.mark.filterwarnings("ignore::nbformat.warnings.MissingIDFieldWarning")]
 
 COURSE = REPO / "assignments"
 ASSIGNMENTS = sorted(p.name for p in (COURSE / "source").iterdir() if (p / f"{p.name}.ipynb").is_file())
@@ -153,6 +154,8 @@ def hostile_submissions(source, release):
     a["tampered_test"] = nbformat.from_dict(release)
     [cell] = [c for c in a["tampered_test"].cells if grade_id(c) == "check_conv_forward"]
     cell.source = "10"
+    a["deleted_test"] = nbformat.from_dict(source)
+    a["deleted_test"].cells = [c for c in source.cells if grade_id(c) != "check_conv_forward"]
     a["allocates_4gib"] = edited(source, "conv_forward", "xp = np.pad(", "big = np.ones(2 ** 29)\n    xp = np.pad(")
     return a
 
@@ -185,6 +188,11 @@ def course(tmp_path_factory):
         for student, nb in hostile.items():
             submit(root, student, "a1_convolution", nb)
             students["a1_convolution"].append(student)
+        # the wrong notebook: assignment 1's student version handed in as assignment 2
+        a2 = "a2_pooling_softmax"
+        wrong = nbformat.from_dict(releases["a1_convolution"])
+        submit(root, "wrong_notebook", a2, wrong)
+        students[a2].append("wrong_notebook")
         submit(root, "infinite_loop", "a1_convolution",
                edited(answers["a1_convolution"], "conv_backward", "H, Wd = x.shape[2:]",
                       "while True:\n        pass\n    H, Wd = x.shape[2:]"))
@@ -275,6 +283,17 @@ def test_planted_bug_gets_partial_marks_and_named_feedback(course, assignment, b
 def test_no_work_earns_nothing(course, student):
     score, maximum, problems, graded = course["results"][("a1_convolution", student)]
     assert (score, maximum) == (0, 24), problems
+
+
+def test_the_wrong_notebook_earns_nothing(course):
+    score, maximum, problems, graded = course["results"][("a2_pooling_softmax", "wrong_notebook")]
+    assert (score, maximum) == (0, 49), problems
+
+
+def test_a_deleted_test_cell_is_put_back_run_and_reported(course):
+    score, maximum, problems, graded = course["results"][("a1_convolution", "deleted_test")]
+    assert (score, maximum) == (24, 24)
+    assert problems == ["test cell check_conv_forward was deleted: nbgrader put it back"]
 
 
 def test_a_renamed_answer_earns_nothing_for_it(course):
