@@ -355,3 +355,14 @@ def test_feedback_and_csv(course):
     students = {s for a, s in course["results"]}
     assert len([r for r in rows if r.startswith("a1_convolution,")]) == len(students)
     assert len(rows) == 1 + len(students) * len(ASSIGNMENTS)
+
+
+def test_wrapper_bad_input_is_one_clear_line(tmp_path, capsys):
+    assert wrapper.main(["a9_nothing", "--course", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == \
+        f"no assignment 'a9_nothing': {tmp_path / 'source' / 'a9_nothing'} is not a folder"
+    (tmp_path / "source" / "a1").mkdir(parents=True)
+    assert wrapper.main(["a1", "--course", str(tmp_path), "--memory", "lots"]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "LENET_GRADING_MEMORY='lots' is not a size such as 3G, 1500M or 123456 (bytes)"
+    assert not (tmp_path / "gradebook.db").exists()
