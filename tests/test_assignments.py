@@ -20,7 +20,8 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning"),
+              pytest.mark.filterwarnings("ignore::nbformat.warnings.MissingIDFieldWarning")]
 
 COURSE = REPO / "assignments"
 ASSIGNMENTS = sorted(p.name for p in (COURSE / "source").iterdir() if (p / f"{p.name}.ipynb").is_file())
@@ -153,6 +154,8 @@ def hostile_submissions(source, release):
     a["tampered_test"] = nbformat.from_dict(release)
     [cell] = [c for c in a["tampered_test"].cells if grade_id(c) == "check_conv_forward"]
     cell.source = "10"
+    a["deleted_test"] = nbformat.from_dict(source)
+    a["deleted_test"].cells = [c for c in source.cells if grade_id(c) != "check_conv_forward"]
     a["allocates_4gib"] = edited(source, "conv_forward", "xp = np.pad(", "big = np.ones(2 ** 29)\n    xp = np.pad(")
     return a
 
@@ -185,6 +188,11 @@ def course(tmp_path_factory):
         for student, nb in hostile.items():
             submit(root, student, "a1_convolution", nb)
             students["a1_convolution"].append(student)
+        # the wrong notebook: assignment 1's student version handed in as assignment 2
+        a2 = "a2_pooling_softmax"
+        wrong = nbformat.from_dict(releases["a1_convolution"])
+        submit(root, "wrong_notebook", a2, wrong)
+        students[a2].append("wrong_notebook")
         submit(root, "infinite_loop", "a1_convolution",
                edited(answers["a1_convolution"], "conv_backward", "H, Wd = x.shape[2:]",
                       "while True:\n        pass\n    H, Wd = x.shape[2:]"))
@@ -277,6 +285,17 @@ def test_no_work_earns_nothing(course, student):
     assert (score, maximum) == (0, 24), problems
 
 
+def test_the_wrong_notebook_earns_nothing(course):
+    score, maximum, problems, graded = course["results"][("a2_pooling_softmax", "wrong_notebook")]
+    assert (score, maximum) == (0, 49), problems
+
+
+def test_a_deleted_test_cell_is_put_back_run_and_reported(course):
+    score, maximum, problems, graded = course["results"][("a1_convolution", "deleted_test")]
+    assert (score, maximum) == (24, 24)
+    assert problems == ["test cell check_conv_forward was deleted: nbgrader put it back"]
+
+
 def test_a_renamed_answer_earns_nothing_for_it(course):
     # conv_forward renamed: its 10 + 1 points are lost, conv_backward's 12 + 1 stay
     score, maximum, problems, graded = course["results"][("a1_convolution", "renamed_answer")]
@@ -336,3 +355,14 @@ def test_feedback_and_csv(course):
     students = {s for a, s in course["results"]}
     assert len([r for r in rows if r.startswith("a1_convolution,")]) == len(students)
     assert len(rows) == 1 + len(students) * len(ASSIGNMENTS)
+
+
+def test_wrapper_bad_input_is_one_clear_line(tmp_path, capsys):
+    assert wrapper.main(["a9_nothing", "--course", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == \
+        f"no assignment 'a9_nothing': {tmp_path / 'source' / 'a9_nothing'} is not a folder"
+    (tmp_path / "source" / "a1").mkdir(parents=True)
+    assert wrapper.main(["a1", "--course", str(tmp_path), "--memory", "lots"]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "LENET_GRADING_MEMORY='lots' is not a size such as 3G, 1500M or 123456 (bytes)"
+    assert not (tmp_path / "gradebook.db").exists()
