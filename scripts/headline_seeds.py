@@ -249,7 +249,13 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     todo = [(n, s) for n, s in plan if s not in {r["seed"] for r in runs[n]}]
     # cheap-to-expensive interleaving, so that an interrupted run still covers every model
-    todo.sort(key=lambda item: (item[0] not in ("default", "augmented"), item[1]))
+    order = os.environ.get("HEADLINE_ORDER")          # e.g. "no_weight_decay:0,twin:0,..."
+    if order:
+        rank = {tuple((k, int(v))): i for i, (k, v) in
+                enumerate(item.split(":") for item in order.split(","))}
+        todo.sort(key=lambda item: rank.get(item, len(rank)))
+    else:
+        todo.sort(key=lambda item: (item[0] not in ("default", "augmented"), item[1]))
     start = time.perf_counter()
     bar = tqdm(todo, desc="headline runs", unit="run")
     for name, seed in bar:
