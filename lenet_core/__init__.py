@@ -3,7 +3,9 @@
 Modules: ``functional`` (convolution and pooling: naive loops and the fast unfold engine),
 ``layers``, ``losses``, ``model`` (``Sequential``, ``LeNet5``, ``.npz`` weights), ``optim``, ``train``,
 ``data`` (MNIST), ``gradcheck``, ``summary`` (architecture tables), ``viz`` (the book's figures),
-``twin`` (the PyTorch twin), ``attribution`` (Integrated Gradients), ``grading`` (the autograder).
+``twin`` (the PyTorch twin), ``attribution`` (Integrated Gradients), ``attribution_methods`` (saliency,
+SmoothGrad, occlusion, GradientSHAP), ``attribution_checks`` (sanity checks, deletion/insertion),
+``grading`` (the autograder).
 """
 
 from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh

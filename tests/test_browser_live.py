@@ -296,7 +296,10 @@ def _state(page):
 
 def _stroke(page, points):
     """Drag the mouse through grid points (28x28 grid units) on the drawing canvas."""
-    box = page.locator("#pg-draw").bounding_box()
+    canvas = page.locator("#pg-draw")
+    canvas.scroll_into_view_if_needed()                  # a screenshot may have scrolled it away
+    box = canvas.bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= page.viewport_size["height"], box
     to_px = [(box["x"] + x / 28 * box["width"], box["y"] + y / 28 * box["height"]) for x, y in points]
     page.mouse.move(*to_px[0])
     page.mouse.down()
@@ -392,6 +395,10 @@ def test_live_page_loads_over_http_and_from_disk(entry, open_page, site, book_bu
 # The explorers of chapters 2 and 3 (their arithmetic is lenet_core's)
 # ----------------------------------------------------------------------------------------------
 
+_CANVAS_PLACES = """() => [...document.querySelectorAll("[data-explorer=kernel] canvas")].map(c => {
+    const r = c.getBoundingClientRect(); return [r.x + scrollX, r.y + scrollY].map(Math.round); })"""
+
+
 def _canvas(page, selector):
     return page.evaluate("(s) => document.querySelector(s).toDataURL()", selector)
 
@@ -418,8 +425,10 @@ def test_kernel_explorer_edits_change_the_feature_map(open_page, site, mnist):
     assert _canvas(page, "[data-explorer=kernel] .kx-view figure:last-child canvas") != picture, \
         "editing a kernel cell did not change the drawn feature map"
 
+    where = page.evaluate(_CANVAS_PLACES)
     root.locator("select").nth(2).select_option("5")                              # 3x3 -> 5x5, padded
     assert root.locator(".kx-grid input").count() == 25
+    assert page.evaluate(_CANVAS_PLACES) == where, "the explorer's pictures moved when the kernel grew"
     root.locator("select").nth(1).select_option("Gaussian 5x5 (\u03c3=1)")
     gauss = np.array(page.evaluate("() => Array.from(LiveExplorers.kernel[0].response)")).reshape(28, 28)
     np.testing.assert_allclose(gauss, viz.filter2d(digit, viz.classic_kernels()["Gaussian 5x5 (σ=1)"]), atol=1e-12)

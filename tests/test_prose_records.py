@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: pages (Markdown or notebooks) where every figure must be registered. Add yours.
 STRICT = ["book/intro.md", "book/weights/README.md", "README.md", "book/ch06_training.ipynb",
-          "book/ch08_pytorch_twin.ipynb"]
+          "book/ch08_pytorch_twin.ipynb", "book/ch10_trust_attributions.ipynb"]
 
 MARKER = re.compile(r"<!--\s*(record|quote|fixed):\s*(.*?)\s*-->", re.S)
 #: what counts as a measured-looking figure: a number with a unit of percent, time, throughput,

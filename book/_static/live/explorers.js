@@ -131,7 +131,7 @@
       labelled("digit", this.digitSelect).concat(labelled("kernel", this.presetSelect), labelled("size", this.sizeSelect))));
     root.appendChild(el("div", {"class": "live-row kx-view"}, [
       figure(this.input, "input (pixels / 255)").node,
-      el("div", {"class": "live-panel"}, [el("p", {"class": "live-note", text: "kernel (edit any cell):"}), this.grid]),
+      el("div", {"class": "live-panel kx-kernel"}, [el("p", {"class": "live-note", text: "kernel (edit any cell):"}), this.grid]),
       this.outputFigure.node]));
     root.appendChild(el("p", {"class": "live-note", text:
       "The feature map is the cross-correlation of the digit with the kernel, zero-padded to keep 28\u00d728 " +
