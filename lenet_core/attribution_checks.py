@@ -295,7 +295,7 @@ def plot_randomization(methods: dict, *, threshold=None, title=None):
     layers = [row["layer"] for row in methods[names[0]]["cascade"]]
     labels = ["trained"] + [f"+{layer}" if k else layer for k, layer in enumerate(layers)] + ["shuffled\nlabels"]
     x = np.arange(len(labels))
-    fig, axes = plt.subplots(1, 2, figsize=(7.3, 3.8), layout="constrained", sharex=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.8), layout="constrained", sharex=True)
     for ax, key, ylabel in ((axes[0], "spearman_abs", "Spearman rank correlation of |map|"),
                             (axes[1], "ssim_abs", "SSIM of |map|")):
         for k, name in enumerate(names):
@@ -330,7 +330,7 @@ def plot_curves(baselines: dict, *, title=None):
     import matplotlib.pyplot as plt
 
     kinds = list(baselines)
-    fig, axes = plt.subplots(len(kinds), 2, figsize=(7.3, 3.2 * len(kinds)), squeeze=False,
+    fig, axes = plt.subplots(len(kinds), 2, figsize=(7.0, 3.2 * len(kinds)), squeeze=False,
                              layout="constrained", sharey=True)
     for r, kind in enumerate(kinds):
         methods = baselines[kind]["methods"]

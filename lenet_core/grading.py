@@ -77,6 +77,18 @@ __all__ = [
     "check_linear_backward",
     "check_trained_accuracy",
     "check_completeness",
+    "check_integrated_gradients",
+    "lenet_with_planted_bug",
+    "check_planted_bug",
+    "check_tanh_backward",
+    "check_numerical_gradient",
+    "check_pick_by_validation",
+    "check_train_recipe",
+    "check_copy_to_torch",
+    "check_copy_from_torch",
+    "check_torch_input_gradient",
+    "check_completeness_gap",
+    "check_baseline_comparison",
 ]
 
 #: float64 inputs of unit scale: a correct implementation is off by ~1e-15, a wrong one by ~1e-1
@@ -778,4 +790,372 @@ def check_integrated_gradients(fn: Callable, model, images, targets, baseline=No
 
         _run(report, f"digit {i} (class {target}): the path integral", fn, integral)
         _run(report, f"digit {i} (class {target}): completeness", fn, completeness)
+    return _finish(report, verbose)
+
+
+# ----------------------------------------------------------------------------------------------
+# Assignment 3: backpropagation through LeNet-5, a gradient check, a planted bug
+# ----------------------------------------------------------------------------------------------
+
+def _lenet_with_tanh_backward(backward: Callable, layer: str = "C3_tanh", seed: int = 0):
+    """A float64 LeNet-5 whose ``layer`` (a Tanh) computes its backward pass as
+    ``backward(dout, x, y)`` (x its input, y = tanh(x) its output)."""
+    from .layers import Tanh
+    from .model import LeNet5, Sequential
+
+    class _Tanh(Tanh):
+        def forward(self, x):
+            self._x_in = x
+            return super().forward(x)
+
+        def backward(self, dout):
+            return backward(dout, self._x_in, np.tanh(self._x_in))
+
+    model = LeNet5(seed=seed, dtype=np.float64)
+    return Sequential(*[(name, _Tanh() if name == layer else part) for name, part in model.layers.items()])
+
+
+def lenet_with_planted_bug(seed: int = 0):
+    """A float64 LeNet-5 with one planted bug in a backward pass (assignment 3: find it with a
+    gradient check). Its forward pass is right; so are the gradients of the layers after the bug."""
+    return _lenet_with_tanh_backward(lambda dout, x, y: dout * (1 - x ** 2), seed=seed)
+
+
+#: the answer to the planted-bug exercise: the layer, and every parameter whose gradient it corrupts
+PLANTED_BUG = ("C3_tanh", ("C1.W", "C1.b", "C3.W", "C3.b"))
+
+
+def check_planted_bug(layer, wrong_parameters, *, verbose: bool = True) -> GradeReport:
+    """Two cases: ``layer`` names the layer of :func:`lenet_with_planted_bug` whose backward pass is
+    wrong; ``wrong_parameters`` lists exactly the parameters whose gradients are wrong."""
+    report = GradeReport("the planted bug")
+    right_layer, right_params = PLANTED_BUG
+
+    def named(case):
+        if not isinstance(layer, str):
+            raise _Fail(f"expected the layer's name as a string, e.g. 'F6', got {type(layer).__name__}")
+        if layer != right_layer:
+            raise _Fail(f"{layer!r} is not the layer whose backward pass is wrong; a gradient check of "
+                        f"every parameter shows where the errors start")
+
+    def params(case):
+        try:
+            given = {str(p) for p in wrong_parameters}
+        except TypeError:
+            raise _Fail(f"expected a list of parameter names, got {type(wrong_parameters).__name__}") from None
+        missing, extra = set(right_params) - given, given - set(right_params)
+        if missing or extra:
+            raise _Fail(f"not the parameters with wrong gradients: {len(missing)} missing, {len(extra)} "
+                        f"that are right" + (f" (e.g. {sorted(extra)[0]!r})" if extra else ""))
+
+    _run(report, "the layer with the bug", None, named)
+    _run(report, "the parameters whose gradients are wrong", None, params)
+    return _finish(report, verbose)
+
+
+#: (name, shape)
+TANH_CASES = [("batch 4, 10 features", (4, 10)), ("images (2, 3, 5, 5)", (2, 3, 5, 5)),
+              ("saturated: |x| up to 6", (3, 7))]
+
+
+def check_tanh_backward(fn: Callable, *, seed: int = 0, verbose: bool = True) -> GradeReport:
+    """Grade ``fn(dout, y) -> dx`` for ``y = tanh(x)`` (the backward pass from the saved output).
+
+    Three cases against ``dout * (1 - y**2)``, then the repaired network: LeNet-5 of
+    :func:`lenet_with_planted_bug` with ``fn`` in place of the buggy backward must pass
+    :func:`lenet_core.gradcheck.check_model` (every relative error below 1e-6).
+    """
+    from .gradcheck import check_model
+
+    report = GradeReport("tanh backward")
+    for i, (name, shape) in enumerate(TANH_CASES):
+        def body(case, shape=shape, i=i, name=name):
+            rng = np.random.default_rng([seed, 11, i])
+            x = rng.uniform(-6, 6, shape) if "saturated" in name else rng.standard_normal(shape)
+            y, dout = np.tanh(x), rng.standard_normal(shape)
+            dx, passed_in = case.call(dout, y)
+            _compare("dx", dx, dout * (1 - y ** 2))
+            _check_unchanged(("dout", "y"), (dout, y), passed_in)
+        _run(report, name, fn, body)
+
+    def repaired(case):
+        rng = np.random.default_rng([seed, 12])
+        x, labels = rng.standard_normal((2, 1, 32, 32)), np.array([3, 7])
+        model = _lenet_with_tanh_backward(lambda dout, x_in, y: case.call(dout, y)[0], seed=seed)
+        result = check_model(model, x, labels, samples=6, seed=seed)
+        bad = {k: v for k, v in result.items() if not v < GRADCHECK_TOL}
+        if bad:
+            name, err = max(bad.items(), key=lambda kv: kv[1])
+            raise _Fail(f"the gradient check of LeNet-5 with your tanh backward in C3 still fails: "
+                        f"{name} relative error {err:.1e}")
+    _run(report, "LeNet-5 repaired with your tanh backward passes the gradient check", fn, repaired)
+    return _finish(report, verbose)
+
+
+def check_numerical_gradient(fn: Callable, *, verbose: bool = True) -> GradeReport:
+    """Grade ``fn(f, x, h) -> grad``: central differences of a scalar ``f()`` that reads ``x`` (which
+    ``fn`` perturbs in place and must restore). Four functions with known gradients; tolerance 1e-7
+    relative (central differences at h=1e-5 are off by ~1e-10, forward differences by ~1e-5)."""
+    report = GradeReport("numerical gradient")
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((4, 3))
+    cases = [
+        ("sum of squares", lambda x: float(np.sum(x ** 2)), lambda x: 2 * x, (3, 4)),
+        ("sin(x) * x, a matrix", lambda x: float(np.sum(np.sin(x) * x)), lambda x: np.cos(x) * x + np.sin(x), (2, 5)),
+        ("(x @ A).sum() ** 2", lambda x: float((x @ a).sum() ** 2),
+         lambda x: 2 * (x @ a).sum() * np.broadcast_to(a.sum(axis=1), x.shape), (2, 4)),
+        ("a 4-d tensor, exp", lambda x: float(np.exp(0.3 * x).sum()), lambda x: 0.3 * np.exp(0.3 * x), (2, 1, 3, 3)),
+    ]
+    for i, (name, f, grad, shape) in enumerate(cases):
+        def body(case, f=f, grad=grad, shape=shape, i=i):
+            x = np.random.default_rng([14, i]).standard_normal(shape)
+            original = x.copy()
+            case.fn = lambda: fn(lambda: f(x), x, 1e-5)     # x itself, not a copy: fn perturbs it
+            got, _ = case.call()
+            if not np.array_equal(x, original):
+                raise _Fail("x is not restored after the perturbations: put each entry back")
+            expected = grad(original)
+            got = _as_array("gradient", got)
+            if got.shape != expected.shape:
+                raise _Fail(f"expected gradient shape {expected.shape}, got {got.shape}")
+            err = relative_error(got.astype(np.float64), expected)
+            if not err < 1e-7:
+                raise _Fail(f"gradient relative error {err:.1e} (tolerance 1e-07): central differences "
+                            f"(f(x+h) - f(x-h)) / 2h are accurate to ~h^2")
+        _run(report, name, fn, body)
+    return _finish(report, verbose)
+
+
+# ----------------------------------------------------------------------------------------------
+# Assignment 4: training, recipe choices judged on the validation split
+# ----------------------------------------------------------------------------------------------
+
+#: (name, {recipe: history}, the recipe to choose): final validation accuracy decides, nothing else
+PICK_CASES = [
+    ("validation and training accuracy disagree",
+     {"lr 0.1": {"train_acc": [0.90, 0.99], "val_acc": [0.88, 0.93]},
+      "lr 0.01": {"train_acc": [0.85, 0.95], "val_acc": [0.86, 0.95]}}, "lr 0.01"),
+    ("the last epoch counts, not the best one",
+     {"a": {"train_acc": [0.9, 0.9, 0.9], "val_acc": [0.97, 0.91, 0.92]},
+      "b": {"train_acc": [0.9, 0.9, 0.9], "val_acc": [0.90, 0.93, 0.95]}}, "b"),
+    ("histories of different lengths",
+     {"1 epoch": {"train_acc": [0.95], "val_acc": [0.94]},
+      "3 epochs": {"train_acc": [0.9, 0.95, 0.99], "val_acc": [0.90, 0.93, 0.935]},
+      "2 epochs": {"train_acc": [0.9, 0.97], "val_acc": [0.91, 0.92]}}, "1 epoch"),
+    ("a test accuracy is there too: never look at it",
+     {"x": {"train_acc": [0.95], "val_acc": [0.96], "test_acc": [0.90]},
+      "y": {"train_acc": [0.95], "val_acc": [0.95], "test_acc": [0.99]}}, "x"),
+    ("lowest validation loss and highest accuracy agree on the last epoch",
+     {"sgd": {"train_acc": [0.99], "val_acc": [0.975], "val_loss": [0.08]},
+      "adam": {"train_acc": [0.999], "val_acc": [0.970], "val_loss": [0.10]},
+      "rmsprop": {"train_acc": [0.97], "val_acc": [0.972], "val_loss": [0.09]}}, "sgd"),
+]
+
+
+def check_pick_by_validation(fn: Callable, *, verbose: bool = True) -> GradeReport:
+    """Grade ``fn(histories) -> name``: the recipe with the highest validation accuracy at the last
+    epoch, from ``{name: {"train_acc": [...], "val_acc": [...], ...}}``. Each case is built so that
+    choosing by training accuracy, by the best epoch, or by a test accuracy picks another recipe."""
+    import copy
+
+    report = GradeReport("pick a recipe by validation")
+    for name, histories, right in PICK_CASES:
+        def body(case, histories=histories, right=right):
+            given = copy.deepcopy(histories)
+            case.fn = lambda: fn(given)
+            got, _ = case.call()
+            if got != right:
+                by = {k: v["val_acc"][-1] for k, v in histories.items()}
+                raise _Fail(f"chose {got!r}, but {right!r} has the highest final validation accuracy "
+                            f"({', '.join(f'{k}: {v:.3f}' for k, v in by.items())})")
+        _run(report, name, fn, body)
+    return _finish(report, verbose)
+
+
+def check_train_recipe(fn: Callable, x_train, y_train, x_val, y_val, recipe=None, *,
+                       verbose: bool = True) -> GradeReport:
+    """Grade ``fn(recipe, x_train, y_train, x_val, y_val) -> (model, history)`` on a small subset.
+
+    Three cases: the history has a validation accuracy per epoch; its last value is the accuracy of
+    the returned model on *the validation split given* (so the test set was not used for it); the
+    model learned (validation accuracy above 50% after one epoch of a sound recipe).
+    """
+    from .train import evaluate
+
+    recipe = {"lr": 0.05, "momentum": 0.9, "epochs": 1, "batch_size": 32} if recipe is None else recipe
+    report = GradeReport("train a recipe")
+    got = {}
+
+    def run(case):
+        case.fn = lambda: fn(dict(recipe), x_train, y_train, x_val, y_val)
+        result, _ = case.call()
+        model, history = _unpack(result, ("model", "history"))
+        val = history.get("val_acc") if hasattr(history, "get") else None
+        if not val or any(v is None for v in val):
+            raise _Fail("the history has no validation accuracy: pass validation=(x_val, y_val) to fit")
+        got.update(model=model, val=val)
+
+    def same_split(case):
+        if "model" not in got:
+            raise _Fail("skipped: the case above failed")
+        _, acc = evaluate(got["model"], x_val, y_val)
+        if abs(acc - got["val"][-1]) > 1e-9:
+            raise _Fail(f"the history's last validation accuracy {got['val'][-1]:.4f} is not the model's "
+                        f"accuracy on the validation split you were given ({acc:.4f}): validate on "
+                        f"(x_val, y_val), never on the test set")
+
+    def learned(case):
+        if "model" not in got:
+            raise _Fail("skipped: the case above failed")
+        if not got["val"][-1] > 0.5:
+            raise _Fail(f"validation accuracy {got['val'][-1]:.2%} after training: did the optimizer "
+                        f"use the recipe's lr and momentum?")
+
+    _run(report, "the history holds a validation accuracy per epoch", fn, run)
+    _run(report, "measured on the validation split given", fn, same_split)
+    _run(report, "the model learned (validation accuracy > 50%)", fn, learned)
+    return _finish(report, verbose)
+
+
+# ----------------------------------------------------------------------------------------------
+# Assignment 5: the PyTorch twin
+# ----------------------------------------------------------------------------------------------
+
+def _twin_models():
+    from .model import LeNet5
+    return [("LeNet-5 seed 0, float64", LeNet5(seed=0, dtype=np.float64), 1e-10),
+            ("LeNet-5 seed 1, float64, other weights", LeNet5(seed=1, dtype=np.float64), 1e-10),
+            ("LeNet-5 seed 2, float32", LeNet5(seed=2, dtype=np.float32), 1e-4)]
+
+
+def check_copy_to_torch(fn: Callable, *, verbose: bool = True) -> GradeReport:
+    """Grade ``fn(model) -> torch module``: the module's logits equal the scratch model's on 4 random
+    inputs (max abs difference <= 1e-10 in float64, 1e-4 in float32), for three models."""
+    import torch
+
+    report = GradeReport("copy LeNet-5 to PyTorch")
+    for i, (name, model, tol) in enumerate(_twin_models()):
+        def body(case, model=model, tol=tol, i=i):
+            x = np.random.default_rng([15, i]).standard_normal((4, 1, 32, 32)).astype(model.dtype)
+            expected = model.forward(x).astype(np.float64)
+            case.fn = lambda: fn(model)
+            module, _ = case.call()
+            if not isinstance(module, torch.nn.Module):
+                raise _Fail(f"expected a torch.nn.Module, got {type(module).__name__}")
+            dtype = next(module.parameters()).dtype
+            with torch.no_grad():
+                out = module(torch.from_numpy(x).to(dtype)).double().numpy()
+            _compare("logits", out, expected, atol=tol)
+        _run(report, name, fn, body)
+    return _finish(report, verbose)
+
+
+def check_copy_from_torch(fn: Callable, *, verbose: bool = True) -> GradeReport:
+    """Grade ``fn(module) -> scratch LeNet5``: the scratch model's logits equal the torch module's
+    (a :class:`lenet_core.twin.TorchLeNet5` with its own random weights) on 4 random inputs."""
+    import torch
+
+    from .twin import TorchLeNet5
+
+    report = GradeReport("copy PyTorch weights into LeNet-5")
+    for i, (name, dtype, tol) in enumerate([("torch seed 0, float64", torch.float64, 1e-10),
+                                            ("torch seed 1, float64", torch.float64, 1e-10),
+                                            ("torch seed 2, float32", torch.float32, 1e-4)]):
+        def body(case, dtype=dtype, tol=tol, i=i):
+            torch.manual_seed(i)
+            module = TorchLeNet5().to(dtype)
+            x = np.random.default_rng([16, i]).standard_normal((4, 1, 32, 32))
+            with torch.no_grad():
+                expected = module(torch.from_numpy(x).to(dtype)).double().numpy()
+            case.fn = lambda: fn(module)
+            model, _ = case.call()
+            if not hasattr(model, "forward"):
+                raise _Fail(f"expected a lenet_core model, got {type(model).__name__}")
+            _compare("logits", np.asarray(model.forward(x.astype(model.dtype)), dtype=np.float64), expected,
+                     atol=tol)
+        _run(report, name.replace("torch", "TorchLeNet5"), fn, body)
+    return _finish(report, verbose)
+
+
+def check_torch_input_gradient(fn: Callable, *, verbose: bool = True) -> GradeReport:
+    """Grade ``fn(module, x, target) -> dF/dx`` (F the target's logit, summed over the batch) computed
+    with autograd, against the scratch model's own backward pass (float64, tolerance 1e-10)."""
+    from .attribution import output_gradient
+    from .model import LeNet5
+    from .twin import to_torch
+
+    report = GradeReport("input gradient with autograd")
+    for i, (name, n, target) in enumerate([("one image, class 3", 1, 3), ("batch of 3, class 7", 3, 7),
+                                           ("batch of 2, class 0", 2, 0)]):
+        def body(case, n=n, target=target, i=i):
+            model = LeNet5(seed=i, dtype=np.float64)
+            x = np.random.default_rng([17, i]).standard_normal((n, 1, 32, 32))
+            _, expected = output_gradient(model, x, target)
+            case.fn = lambda: fn(to_torch(model), x.copy(), target)
+            got, _ = case.call()
+            if hasattr(got, "detach"):
+                got = got.detach().numpy()
+            _compare("dF/dx", got, expected, atol=1e-10)
+        _run(report, name, fn, body)
+    return _finish(report, verbose)
+
+
+# ----------------------------------------------------------------------------------------------
+# Assignment 6: Integrated Gradients
+# ----------------------------------------------------------------------------------------------
+
+def check_completeness_gap(fn: Callable, model, images, targets, *, verbose: bool = True) -> GradeReport:
+    """Grade ``fn(model, image, target, baseline, attributions) -> float``: ``sum(attributions) -
+    (F(image) - F(baseline))`` with F the target's logit. Attributions and baselines are made up
+    (any array works), so the gap must be computed, not assumed to be zero."""
+    from .attribution import model_output
+
+    report = GradeReport("completeness gap")
+    for i, (image, target) in enumerate(zip(images, targets)):
+        def body(case, image=image, target=int(target), i=i):
+            rng = np.random.default_rng([18, i])
+            baseline = rng.standard_normal(image.shape) * 0.1
+            attributions = rng.standard_normal(image.shape) * 0.05
+            expected = float(attributions.sum() - (model_output(model, image, target)
+                                                   - model_output(model, baseline, target)))
+            case.fn = lambda: fn(model, image.copy(), target, baseline.copy(), attributions.copy())
+            got, _ = case.call()
+            try:
+                got = float(got)
+            except (TypeError, ValueError):
+                raise _Fail(f"expected one number, got {type(got).__name__}") from None
+            if not abs(got - expected) <= 1e-8 * max(1.0, abs(expected)):
+                raise _Fail(f"gap {got:.6g}, expected {expected:.6g}: sum(attributions) - "
+                            f"(F(image) - F(baseline)), F the target's logit")
+        _run(report, f"digit {i} (class {int(target)})", fn, body)
+    return _finish(report, verbose)
+
+
+def check_baseline_comparison(fn: Callable, model, image, target, *, steps: int = 64,
+                              verbose: bool = True) -> GradeReport:
+    """Grade ``fn(model, image, target, steps) -> {"black": a, "blur": a, "uniform": a}``: Integrated
+    Gradients from each of :func:`lenet_core.attribution.make_baseline`'s baselines (default
+    arguments), within 2% (of their largest magnitude) of :func:`integrated_gradients` with the same
+    baseline and 300 steps."""
+    from .attribution import integrated_gradients, make_baseline
+
+    report = GradeReport("compare baselines")
+    got = {}
+
+    def call(case):
+        if "result" not in got:
+            case.fn = lambda: fn(model, image.copy(), int(target), steps)
+            got["result"], _ = case.call()
+            if not isinstance(got["result"], dict):
+                raise _Fail(f"expected a dict {{baseline: attributions}}, got {type(got['result']).__name__}")
+        return got["result"]
+
+    for kind in ("black", "blur", "uniform"):
+        def body(case, kind=kind):
+            result = call(case)
+            if kind not in result:
+                raise _Fail(f"no {kind!r} entry in {sorted(result)}")
+            reference, _ = integrated_gradients(model, image, int(target), make_baseline(kind, image), steps=300)
+            _compare("attributions", result[kind], reference.astype(np.float64), atol=0.0, rtol=0.02)
+        _run(report, f"the {kind} baseline", fn, body)
     return _finish(report, verbose)

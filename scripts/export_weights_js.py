@@ -15,6 +15,8 @@ What goes in (about 330 KB of text):
 - the ``"mean"`` baseline of Integrated Gradients exactly as chapter 9 makes it,
   ``make_baseline("mean", x, images=x_train[:10000])``: the mean of the first 10,000 prepared
   training digits, (32, 32) float64. A mean image is a statistic, not a copy of MNIST;
+- the ``"uniform"`` baseline of chapter 9, ``make_baseline("uniform", x, seed=0)`` (NumPy's random
+  numbers, which JavaScript cannot regenerate), (32, 32) float64;
 - the sha256 of the weights file, so a stale export is easy to spot.
 
 The output is a pure function of its inputs (no date, sorted keys): tests/test_browser_live.py
@@ -71,6 +73,14 @@ def mean_baseline(x_train: np.ndarray) -> np.ndarray:
     return make_baseline("mean", one, images=x_train[:MEAN_IMAGES])[0]
 
 
+def uniform_baseline() -> np.ndarray:
+    """Chapter 9's ``"uniform"`` baseline, (32, 32) float64: ``make_baseline("uniform", x, seed=0)``
+    (noise from NumPy's generator, which JavaScript cannot reproduce, so it is exported)."""
+    from lenet_core.attribution import make_baseline
+
+    return make_baseline("uniform", np.zeros((1, 32, 32)), seed=0)[0]
+
+
 def weights_script(weights: Path = WEIGHTS, x_train: np.ndarray | None = None) -> str:
     """The text of lenet5_weights.js for ``weights`` (an .npz of LeNet5) and MNIST's training images."""
     if x_train is None:
@@ -87,8 +97,10 @@ def weights_script(weights: Path = WEIGHTS, x_train: np.ndarray | None = None) -
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         "normalisation": {"mean": 0.1307, "std": 0.3081, "pad": 2},
         "params": params,
-        "baselines": {"mean": _b64(mean_baseline(x_train), "float64")},
-        "baseline_notes": {"mean": f"mean of the first {MEAN_IMAGES:,} prepared training digits (chapter 9)"},
+        "baselines": {"mean": _b64(mean_baseline(x_train), "float64"),
+                      "uniform": _b64(uniform_baseline(), "float64")},
+        "baseline_notes": {"mean": f"mean of the first {MEAN_IMAGES:,} prepared training digits (chapter 9)",
+                           "uniform": "make_baseline('uniform', x, seed=0): uniform noise from black to white"},
     }
     return _script("LENET5_WEIGHTS", payload, payload["source"])
 

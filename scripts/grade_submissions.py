@@ -172,8 +172,7 @@ def grade(assignment: str, course: Path, students=None, *, cell_timeout: int = 6
             problems += cell_problems(course / "autograded" / student / assignment / name, limits)
         if not result.get("success"):
             error = (result.get("error") or "").strip().splitlines()
-            if not problems:
-                problems.append("nbgrader could not grade it: " + (error[-1] if error else "unknown error"))
+            problems.append("nbgrader could not grade it: " + (error[-1] if error else "unknown error"))
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
             try:
                 sub = gb.find_submission(assignment, student)

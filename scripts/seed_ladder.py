@@ -58,6 +58,17 @@ def ladder(epochs: int, lr: float):
     return rungs
 
 
+def put_back(epochs: int):
+    """From the CNN with every fault fixed and the book's optimizer (the ladder's ``book_optimizer``
+    rung), put back one of the seed's choices at a time: ``(key, what is put back, config)``."""
+    base = ladder(epochs, 1.0)[-2][2]
+    return [("double_softmax", "the softmax applied twice", base.replace(softmax_output=True)),
+            ("printed_conv_backward", "the printed conv backward", base.replace(conv_backward="printed")),
+            ("printed_init", "the printed initialisation", base.replace(init="seed")),
+            ("seed_training", "the seed's optimizer and 2500 windows (lr 1e-4)",
+             base.replace(optimizer="seed", lr=PRINTED.lr, sampling="window"))]
+
+
 def summarise(runs, keys):
     out = {"diverged": sum(r["diverged"] for r in runs)}
     for key in keys:
@@ -77,6 +88,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5, help="epochs of the rungs that train by epochs")
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3],
                         help="learning rates of the seed's optimizer tried on the validation split")
+    parser.add_argument("--put-back", action="store_true",
+                        help="instead of the ladder: put the seed's faults back one at a time into the "
+                             "fixed CNN (writes results/seed_putback.json)")
     parser.add_argument("--out", type=Path, default=None, help="record path (default results/seed_ladder.json)")
     args = parser.parse_args(argv)
 
@@ -87,15 +101,17 @@ def main(argv=None):
         x_train, y_train, x_test, y_test = x_train[:3000], y_train[:3000], x_test[:1000], y_test[:1000]
         val_size, steps, epochs = 500, 30, 1
         args.seeds, args.repro_seeds, args.lrs = args.seeds[:1], args.repro_seeds[:2], args.lrs[:2]
-    out = args.out or (Path(tempfile.mkdtemp(prefix="seed_ladder_")) / "seed_ladder.json" if args.quick
-                       else RECORDS_DIR / "seed_ladder.json")
+    name = "seed_putback.json" if args.put_back else "seed_ladder.json"
+    out = args.out or (Path(tempfile.mkdtemp(prefix="seed_ladder_")) / name if args.quick
+                       else RECORDS_DIR / name)
     (x_tr, y_tr), (x_val, y_val) = split_validation(x_train, y_train, size=val_size, seed=0)
 
     def cfg(config):
         return config.replace(steps=steps) if config.sampling == "window" else config.replace(epochs=epochs)
 
     lr_runs = len(args.lrs)
-    total = (len(args.repro_seeds) + len(args.repro_seeds[:3]) + lr_runs
+    total = (len(put_back(epochs)) * len(args.seeds) if args.put_back else
+             len(args.repro_seeds) + len(args.repro_seeds[:3]) + lr_runs
              + len(ladder(epochs, 1.0)) * len(args.seeds))
     from tqdm.auto import tqdm
     bar = tqdm(total=total, desc="seed ladder", file=sys.stdout, mininterval=5)
@@ -111,6 +127,23 @@ def main(argv=None):
             f"{k} {v:.4f}" for k, v in result.items() if k.endswith("_acc")) +
             (f" DIVERGED ({result['error']})" if result["diverged"] else "") + f"  [{result['seconds']:.0f}s]")
         return result
+
+    if args.put_back:
+        variants = []
+        for key, change, config in put_back(epochs):
+            runs = [measure(config, x_tr, y_tr, {"val": (x_val, y_val), "test": (x_test, y_test)}, s)
+                    for s in args.seeds]
+            variants.append({"key": key, "change": change, "config": dataclasses.asdict(cfg(config)),
+                             "seeds": args.seeds, "runs": runs, **summarise(runs, ["val_acc", "test_acc"])})
+        bar.close()
+        results = {"base": "the seed_ladder.json rung book_optimizer (same split, seeds and epochs)",
+                   "variants": variants, "epochs": epochs, "seconds": round(time.perf_counter() - start, 1)}
+        path = write_record(out, results, seed=args.seeds, quick=args.quick)
+        for v in variants:
+            print(f"{v['key']:<22} val {v.get('val_acc_mean', float('nan')):.2%}  "
+                  f"test {v.get('test_acc_mean', float('nan')):.2%}  diverged {v['diverged']}")
+        print(f"wrote {path}")
+        return path
 
     # 1. the reproduction, on the whole training set as the paper did
     reproduction = {}

@@ -133,6 +133,42 @@ def test_build_writes_the_stored_digits(book_build, mnist):
     assert payload["labels"] == mnist.y_test[:300].tolist()
 
 
+def test_export_script_check_and_errors(tmp_path, capsys):
+    exporter = _exporter()
+    out = tmp_path / "weights.js"
+    out.write_text("window.LENET5_WEIGHTS = {};\n")
+    assert exporter.main(["--out", str(out), "--check"]) == 1                 # stale: says so, writes nothing
+    assert "stale" in capsys.readouterr().err and out.read_text() == "window.LENET5_WEIGHTS = {};\n"
+    assert exporter.main(["--out", str(out)]) == 0
+    assert exporter.main(["--out", str(out), "--check"]) == 0
+    assert out.read_text() == exporter.OUT.read_text()
+    assert exporter.main(["--weights", str(tmp_path / "none.npz"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **{"C1.W": np.zeros((6, 1, 5, 5), np.float32)})
+    with pytest.raises(ValueError, match="missing"):
+        exporter.weights_script(bad)
+
+
+def test_build_without_mnist_writes_empty_digit_scripts(tmp_path, monkeypatch):
+    """No MNIST where the book is built: the digit scripts say null (the pages fall back), no error."""
+    import importlib
+
+    import lenet_core.data
+    from lenet_core.data import MNISTError
+
+    def missing(*args, **kwargs):
+        raise MNISTError("t10k-images-idx3-ubyte.gz: file not found")
+
+    monkeypatch.setattr(lenet_core.data, "load_mnist", missing)
+    monkeypatch.syspath_prepend(str(REPO / "_ext"))
+    live_assets = importlib.import_module("live_assets")
+    app = type("App", (), {"outdir": str(tmp_path), "builder": type("B", (), {"format": "html"})()})()
+    live_assets._write_digits(app, None)
+    for name, variable in (("mnist_test_digits.js", "MNIST_TEST_DIGITS"), ("mnist_explorer_digits.js", "MNIST_EXPLORER_DIGITS")):
+        assert f"window.{variable} = null;" in (tmp_path / "_static" / "live" / name).read_text()
+
+
 # ----------------------------------------------------------------------------------------------
 # Parity with lenet_core
 # ----------------------------------------------------------------------------------------------
@@ -184,10 +220,30 @@ def test_javascript_logits_and_accuracy_equal_lenet_core(open_page, site, mnist)
     assert acc_js == acc_np, f"accuracy in the browser {acc_js:.4f} != lenet_core's {acc_np:.4f}"
 
 
+QUADRATURE_JS = """(cases) => cases.map(([method, steps]) => {
+    const q = window.LeNet5Live.quadrature(method, steps);
+    return [Array.from(q.alphas), Array.from(q.weights)];
+})"""
+
+
+def test_javascript_quadrature_equals_lenet_core(open_page, site):
+    from lenet_core.attribution import METHODS, quadrature
+
+    cases = [(method, steps) for method in METHODS for steps in (2, 3, 5, 16, 50, 64, 199, 200)]
+    live = open_page(f"{site}/book/playground.html")
+    got = live.page.evaluate(QUADRATURE_JS, cases)
+    live.check_clean("playground (quadrature)")
+    for (method, steps), (alphas, weights) in zip(cases, got):
+        want_a, want_w = quadrature(method, steps)
+        np.testing.assert_allclose(alphas, want_a, rtol=0, atol=1e-14, err_msg=f"{method}, {steps} steps: points")
+        np.testing.assert_allclose(weights, want_w, rtol=1e-7, atol=0, err_msg=f"{method}, {steps} steps: weights")
+
+
 def ig_cases(y_test):
-    """20 digits: every baseline with both rules, several step counts, true and other classes."""
+    """20 digits: the four baselines of chapter 9, three rules, several step counts, the
+    true class and another."""
     settings = [("black", "riemann_trapezoid", 50), ("blur", "gausslegendre", 64), ("mean", "riemann_trapezoid", 20),
-                ("black", "gausslegendre", 16), ("blur", "riemann_trapezoid", 8)]
+                ("uniform", "gausslegendre", 16), ("blur", "trapezoid", 8)]
     cases = []
     for i in range(20):
         baseline, method, steps = settings[i % len(settings)]
@@ -206,9 +262,8 @@ def test_javascript_integrated_gradients_equal_lenet_core(open_page, site, mnist
     worst = 0.0
     for i, (case, got) in enumerate(zip(cases, results)):
         x = xs[i]
-        kwargs = {"images": mnist.x_train[:10000]} if case["baseline"] == "mean" else {}
-        if case["baseline"] == "blur":
-            kwargs = {"sigma": 3.0}
+        kwargs = {"mean": {"images": mnist.x_train[:10000]}, "blur": {"sigma": 3.0},
+                  "uniform": {"seed": 0}}.get(case["baseline"], {})
         baseline = make_baseline(case["baseline"], x, **kwargs)
         ig, delta = integrated_gradients(model, x, case["target"], baseline, steps=case["steps"], method=case["method"])
         js = np.array(got["attributions"]).reshape(ig.shape)
@@ -241,7 +296,10 @@ def _state(page):
 
 def _stroke(page, points):
     """Drag the mouse through grid points (28x28 grid units) on the drawing canvas."""
-    box = page.locator("#pg-draw").bounding_box()
+    canvas = page.locator("#pg-draw")
+    canvas.scroll_into_view_if_needed()                  # a screenshot may have scrolled it away
+    box = canvas.bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= page.viewport_size["height"], box
     to_px = [(box["x"] + x / 28 * box["width"], box["y"] + y / 28 * box["height"]) for x, y in points]
     page.mouse.move(*to_px[0])
     page.mouse.down()
@@ -294,6 +352,7 @@ def test_playground_draw_predict_explain(open_page, site):
     stored = _state(page)
     live.shot("playground-5-stored-digit")
     assert stored["prediction"].startswith("Prediction: 7")
+    assert page.evaluate(LAYOUT_JS) == layout, "the page's panels moved when a stored digit was picked"
     live.check_clean("playground")
 
 
@@ -336,6 +395,10 @@ def test_live_page_loads_over_http_and_from_disk(entry, open_page, site, book_bu
 # The explorers of chapters 2 and 3 (their arithmetic is lenet_core's)
 # ----------------------------------------------------------------------------------------------
 
+_CANVAS_PLACES = """() => [...document.querySelectorAll("[data-explorer=kernel] canvas")].map(c => {
+    const r = c.getBoundingClientRect(); return [r.x + scrollX, r.y + scrollY].map(Math.round); })"""
+
+
 def _canvas(page, selector):
     return page.evaluate("(s) => document.querySelector(s).toDataURL()", selector)
 
@@ -362,8 +425,10 @@ def test_kernel_explorer_edits_change_the_feature_map(open_page, site, mnist):
     assert _canvas(page, "[data-explorer=kernel] .kx-view figure:last-child canvas") != picture, \
         "editing a kernel cell did not change the drawn feature map"
 
+    where = page.evaluate(_CANVAS_PLACES)
     root.locator("select").nth(2).select_option("5")                              # 3x3 -> 5x5, padded
     assert root.locator(".kx-grid input").count() == 25
+    assert page.evaluate(_CANVAS_PLACES) == where, "the explorer's pictures moved when the kernel grew"
     root.locator("select").nth(1).select_option("Gaussian 5x5 (\u03c3=1)")
     gauss = np.array(page.evaluate("() => Array.from(LiveExplorers.kernel[0].response)")).reshape(28, 28)
     np.testing.assert_allclose(gauss, viz.filter2d(digit, viz.classic_kernels()["Gaussian 5x5 (σ=1)"]), atol=1e-12)
@@ -396,6 +461,11 @@ def test_pool_explorer_forward_and_backward(open_page, site, mnist):
     canvas.focus()
     page.keyboard.press("ArrowRight")                                            # one output cell, by keyboard
     one = np.array(page.evaluate("() => Array.from(LiveExplorers.pool[0].dx)"))
-    assert one.sum() == 1 and "at output (0, 1)" in root.inner_text()
+    cell = page.evaluate("() => LiveExplorers.pool[0].cell")
+    assert one.sum() == 1 and f"at output ({cell['i']}, {cell['j']})" in root.inner_text()
+    out, cache = Fn.pool2d(x, 2, 3, "max")
+    dout = np.zeros_like(out)
+    dout[0, 0, cell["i"], cell["j"]] = 1
+    np.testing.assert_allclose(one, Fn.pool2d_backward(dout, cache, x.shape, 2, 3, "max").ravel(), atol=1e-12)
     root.screenshot(path=str(SHOTS / "ch03-pool-3-one-cell.png"))
     live.check_clean("chapter 3's pooling explorer")

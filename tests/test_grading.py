@@ -508,3 +508,89 @@ def test_grading_kernel_memory_limit_parsing(monkeypatch):
     assert gk.memory_limit() == gk.DEFAULT_LIMIT
     monkeypatch.setenv(gk.ENV_VAR, "2G")
     assert gk.memory_limit() == 2 * 1024 ** 3
+
+
+# ----------------------------------------------------------------------------------------------
+# The checks of assignments 3-6 (their nbgrader runs are in test_assignments.py)
+# ----------------------------------------------------------------------------------------------
+
+def _central(f, x, h=1e-5):
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        plus = f()
+        x[i] = old - h
+        minus = f()
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def test_numerical_gradient_check():
+    from lenet_core.grading import check_numerical_gradient
+
+    assert check_numerical_gradient(_central, verbose=False).passed
+
+    def forward_difference(f, x, h=1e-5):
+        f0, grad = f(), np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            old = x[i]
+            x[i] = old + h
+            grad[i] = (f() - f0) / h
+            x[i] = old
+        return grad
+
+    def no_restore(f, x, h=1e-5):
+        grad = _central(f, x, h)
+        x += 1
+        return grad
+    report = check_numerical_gradient(forward_difference, verbose=False)
+    assert report.score == 0 and "gradient relative error" in report.cases[0].message
+    report = check_numerical_gradient(no_restore, verbose=False)
+    assert report.cases[0].message == "x is not restored after the perturbations: put each entry back"
+
+
+def test_planted_bug_and_its_repair():
+    from lenet_core.gradcheck import check_model
+    from lenet_core.grading import PLANTED_BUG, check_planted_bug, check_tanh_backward, lenet_with_planted_bug
+
+    result = check_model(lenet_with_planted_bug(), np.random.default_rng(0).standard_normal((2, 1, 32, 32)),
+                         np.array([3, 7]), samples=4)
+    assert {k for k, v in result.items() if v > 1e-4} == {"x", *PLANTED_BUG[1]}
+    assert check_planted_bug(*PLANTED_BUG, verbose=False).passed
+    report = check_planted_bug("C3", ["C1.W", "C3.W", "C5.W"], verbose=False)
+    assert report.score == 0 and "1 that are right (e.g. 'C5.W')" in report.cases[1].message
+    assert check_tanh_backward(lambda dout, y: dout * (1 - y ** 2), verbose=False).passed
+    report = check_tanh_backward(lambda dout, y: dout * (1 - y), verbose=False)
+    assert report.score == 0 and "still fails" in report.cases[-1].message
+
+
+def test_pick_by_validation_check():
+    from lenet_core.grading import PICK_CASES, check_pick_by_validation
+
+    assert check_pick_by_validation(lambda h: max(h, key=lambda k: h[k]["val_acc"][-1]), verbose=False).passed
+    by_train = check_pick_by_validation(lambda h: max(h, key=lambda k: h[k]["train_acc"][-1]), verbose=False)
+    by_best = check_pick_by_validation(lambda h: max(h, key=lambda k: max(h[k]["val_acc"])), verbose=False)
+    by_test = check_pick_by_validation(lambda h: max(h, key=lambda k: h[k].get("test_acc", [0])[-1]),
+                                       verbose=False)
+    for report in (by_train, by_best, by_test):
+        assert 0 <= report.score < len(PICK_CASES)
+    assert "a test accuracy is there too: never look at it" in {c.name for c in by_test.failures}
+    assert "the last epoch counts, not the best one" in {c.name for c in by_best.failures}
+
+
+def test_completeness_gap_check():
+    from lenet_core.attribution import model_output
+    from lenet_core.grading import check_completeness_gap
+
+    model = LeNet5(seed=0, dtype=np.float64)
+    images = np.random.default_rng(1).standard_normal((2, 1, 32, 32))
+
+    def right(m, image, target, baseline, attributions):
+        return attributions.sum() - (model_output(m, image, target) - model_output(m, baseline, target))
+
+    def zero(*args):
+        return 0.0
+    assert check_completeness_gap(right, model, images, [1, 2], verbose=False).passed
+    assert check_completeness_gap(zero, model, images, [1, 2], verbose=False).score == 0

@@ -137,3 +137,16 @@ def test_quick_ladder_runs_and_writes_a_record(tmp_path):
     assert res["lr_sweep"]["chosen_lr"] in [r["lr"] for r in res["lr_sweep"]["runs"]]
     assert all("test_acc" not in r for r in res["lr_sweep"]["runs"])       # the choice never sees the test set
     assert "train_acc" in res["reproduction"]["mlp"]["runs"][0]
+
+
+def test_quick_put_back_writes_its_record(tmp_path):
+    out = tmp_path / "seed_putback.json"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "seed_ladder.py"), "--quick", "--put-back",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads(out.read_text())
+    assert record["quick"] is True
+    variants = record["results"]["variants"]
+    assert [v["key"] for v in variants] == ["double_softmax", "printed_conv_backward", "printed_init",
+                                            "seed_training"]
+    assert variants[0]["config"]["softmax_output"] is True and variants[1]["config"]["conv_backward"] == "printed"

@@ -131,7 +131,7 @@
       labelled("digit", this.digitSelect).concat(labelled("kernel", this.presetSelect), labelled("size", this.sizeSelect))));
     root.appendChild(el("div", {"class": "live-row kx-view"}, [
       figure(this.input, "input (pixels / 255)").node,
-      el("div", {"class": "live-panel"}, [el("p", {"class": "live-note", text: "kernel (edit any cell):"}), this.grid]),
+      el("div", {"class": "live-panel kx-kernel"}, [el("p", {"class": "live-note", text: "kernel (edit any cell):"}), this.grid]),
       this.outputFigure.node]));
     root.appendChild(el("p", {"class": "live-note", text:
       "The feature map is the cross-correlation of the digit with the kernel, zero-padded to keep 28\u00d728 " +
@@ -241,13 +241,13 @@
     this.kernelSelect = select([[2, "2\u00d72"], [3, "3\u00d73"]], 2);
     this.strideSelect = select([[1, "1"], [2, "2"], [3, "3"]], 2);
     this.modeSelect = select([["avg", "average"], ["max", "max"]], "avg");
-    this.gradSelect = select([["all", "1 at every output"], ["one", "1 at one output (pick it)"]], "all");
+    this.gradSelect = select([["one", "1 at one output (pick it)"], ["all", "1 at every output"]], "one");
     this.input = el("canvas", {role: "img", "aria-label": "input digit with the chosen window"});
     this.output = el("canvas", {role: "img", tabindex: "0",
                                 "aria-label": "pooled output; arrow keys choose an output cell"});
     this.back = el("canvas", {role: "img", "aria-label": "gradient with respect to the input"});
     this.figs = [figure(this.input, ""), figure(this.output, ""), figure(this.back, "")];
-    this.cell = {i: 0, j: 0};
+    this.cell = {i: 7, j: 7};                                  // clamped to the output in render()
     root.appendChild(el("p", {"class": "live-title", text: "Pooling explorer (runs in your browser)"}));
     root.appendChild(el("div", {"class": "live-controls"}, labelled("kernel", this.kernelSelect).concat(
       labelled("stride", this.strideSelect), labelled("mode", this.modeSelect), labelled("upstream gradient", this.gradSelect))));
@@ -297,7 +297,8 @@
     this.figs[0].caption.textContent = "input 28\u00d728 (pixels / 255)";
     this.figs[1].caption.textContent = mode + " pool k=" + K + ", s=" + S + ": " + f.OH + "\u00d7" + f.OW;
     this.figs[2].caption.textContent = "dx for " + (one ? "\u03b4 = 1 at output (" + this.cell.i + ", " + this.cell.j + ")"
-                                                         : "\u03b4 = 1 everywhere") + " (white 0, red " + mm[1].toFixed(3) + ")";
+                                                         : "\u03b4 = 1 everywhere") +
+      (mm[0] === mm[1] ? " (every pixel " + mm[1].toFixed(3) + ")" : " (white 0, red " + mm[1].toFixed(3) + ")");
     var total = dx.reduce(function (p, q) { return p + q; }, 0);
     this.note.textContent = (mode === "avg"
       ? "Average pooling gives every pixel of a window 1/" + (K * K) + " of that window's gradient"

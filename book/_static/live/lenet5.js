@@ -268,24 +268,42 @@
     return {alphas: alphas, weights: weights};
   }
 
+  /** Integrated Gradients computed a few path points at a time (so that a page stays responsive):
+   *  step(n) runs the next n points and returns true when all are done; result() is then
+   *  integratedGradients()'s answer. */
+  function igStepper(model, x, target, baseline, steps, method) {
+    var q = quadrature(method || "riemann_trapezoid", steps === undefined ? 50 : steps);
+    var n = x.length, diff = new Float64Array(n), total = new Float64Array(n), point = new Float64Array(n);
+    var dlogits = new Float64Array(10), k = 0, i;
+    dlogits[target] = 1;
+    for (i = 0; i < n; i++) diff[i] = x[i] - baseline[i];
+    return {
+      total: q.alphas.length,
+      done: function () { return k >= q.alphas.length; },
+      step: function (count) {
+        for (var stop = Math.min(q.alphas.length, k + count); k < stop; k++) {
+          for (i = 0; i < n; i++) point[i] = baseline[i] + q.alphas[k] * diff[i];
+          var g = backward(model, forward(model, point), dlogits), w = q.weights[k];
+          for (i = 0; i < n; i++) total[i] += w * g[i];              // sum_k w_k dF/dx(point k)
+        }
+        return k >= q.alphas.length;
+      },
+      result: function () {
+        var attributions = new Float64Array(n), sum = 0;
+        for (i = 0; i < n; i++) { attributions[i] = total[i] * diff[i]; sum += attributions[i]; }
+        var fx = logits(model, x)[target], fb = logits(model, baseline)[target];
+        return {attributions: attributions, delta: sum - (fx - fb), fx: fx, fb: fb, sum: sum};
+      }
+    };
+  }
+
   /** IG of the logit of `target` for a prepared image x from `baseline` (both Float64Array(1024)):
    *  {attributions, delta, fx, fb, sum}, delta = sum(attributions) - (F(x) - F(baseline)), the
    *  completeness gap. */
   function integratedGradients(model, x, target, baseline, steps, method) {
-    var q = quadrature(method || "riemann_trapezoid", steps === undefined ? 50 : steps);
-    var n = x.length, diff = new Float64Array(n), total = new Float64Array(n), point = new Float64Array(n);
-    var dlogits = new Float64Array(10);
-    dlogits[target] = 1;
-    for (var i = 0; i < n; i++) diff[i] = x[i] - baseline[i];
-    for (var k = 0; k < q.alphas.length; k++) {
-      for (i = 0; i < n; i++) point[i] = baseline[i] + q.alphas[k] * diff[i];
-      var g = backward(model, forward(model, point), dlogits), w = q.weights[k];
-      for (i = 0; i < n; i++) total[i] += w * g[i];
-    }
-    var attributions = new Float64Array(n), sum = 0;
-    for (i = 0; i < n; i++) { attributions[i] = total[i] * diff[i]; sum += attributions[i]; }
-    var fx = logits(model, x)[target], fb = logits(model, baseline)[target];
-    return {attributions: attributions, delta: sum - (fx - fb), fx: fx, fb: fb, sum: sum};
+    var stepper = igStepper(model, x, target, baseline, steps, method);
+    stepper.step(stepper.total);
+    return stepper.result();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -315,13 +333,14 @@
   }
 
   /** "black" (every pixel the value of a 0 pixel), "blur" (x blurred, sigma 3 as in chapter 9),
-   *  or "mean" (the mean of the first 10,000 training digits, exported with the weights). */
+   *  "mean" (the mean of the first 10,000 training digits) or "uniform" (chapter 9's noise, seed
+   *  0); the last two are exported with the weights. */
   function makeBaseline(model, kind, x, sigma) {
     if (kind === "black") return new Float64Array(x.length).fill(BLACK);
     if (kind === "blur") return gaussianBlur(x, 32, sigma === undefined ? 3 : sigma);
-    if (kind === "mean") {
-      if (!model.baselines.mean) throw new Error("the export has no mean baseline");
-      return Float64Array.from(model.baselines.mean);
+    if (kind === "mean" || kind === "uniform") {
+      if (!model.baselines[kind]) throw new Error("the export has no " + kind + " baseline");
+      return Float64Array.from(model.baselines[kind]);
     }
     throw new Error("unknown baseline " + kind);
   }
@@ -330,7 +349,7 @@
     MEAN: MEAN, STD: STD, BLACK: BLACK, METHODS: METHODS,
     bytesFromBase64: bytesFromBase64, arrayFromBase64: arrayFromBase64, loadModel: loadModel,
     prepare: prepare, forward: forward, backward: backward, logits: logits, softmax: softmax,
-    argmax: argmax, quadrature: quadrature, integratedGradients: integratedGradients,
+    argmax: argmax, quadrature: quadrature, integratedGradients: integratedGradients, igStepper: igStepper,
     gaussianBlur: gaussianBlur, makeBaseline: makeBaseline,
     conv: conv, convBackward: convBackward, avgPool: avgPool, avgPoolBackward: avgPoolBackward
   };

@@ -89,6 +89,7 @@
     this.cursor = {x: 14, y: 14, pen: false};
     this.igTimer = null;
     this.igVersion = 0;         // bumped after every Integrated Gradients computation
+    this.igToken = 0;           // the Integrated Gradients computation that may still show its result
     this.updates = 0;
 
     this.canvas = $("pg-draw");
@@ -316,7 +317,7 @@
     this.x = L.prepare(pixels);
     D.grey($("pg-seen"), pixels, N, N, 0, 255);
     $("pg-seen-caption").textContent = this.background
-      ? "the stored digit as MNIST stores it (already centred), with your strokes"
+      ? "a stored test digit (already centred)"
       : $("pg-centre").checked ? "your digit, scaled and centred like MNIST's" : "your digit, as drawn (not centred)";
     var empty = !this.strokes.length && !this.background;
     var a = L.forward(this.model, this.x);
@@ -326,6 +327,7 @@
     this.showPrediction(empty);
     for (var m = 0; m < 6; m++) D.diverging(this.c1Canvases[m], a.c1.subarray(m * 784, (m + 1) * 784), 28, 28, 1);
     for (m = 0; m < 16; m++) D.diverging(this.c3Canvases[m], a.c3.subarray(m * 100, (m + 1) * 100), 10, 10, 1);
+    this.igToken++;                                            // the digit changed: abandon an old one
     $("pg-ig-panel").classList.add("live-stale");
     $("pg-gap").setAttribute("data-state", "pending");
     if (settled) this.scheduleIG(120);
@@ -350,18 +352,30 @@
   Playground.prototype.scheduleIG = function (delay) {
     var self = this;
     clearTimeout(this.igTimer);
+    this.igToken++;                                            // abandon a computation under way
     $("pg-ig-panel").classList.add("live-stale");
     $("pg-gap").setAttribute("data-state", "pending");
     this.igTimer = setTimeout(function () { self.runIG(); }, delay);
   };
 
+  /** Integrated Gradients in slices of a few path points, so that drawing and the controls stay
+   *  responsive; a newer request (another stroke, another setting) abandons this one. */
   Playground.prototype.runIG = function () {
+    var self = this, token = ++this.igToken;
     var chosen = $("pg-target").value, target = chosen === "predicted" ? this.prediction : Number(chosen);
     var kind = $("pg-baseline").value, method = $("pg-method").value, steps = Number($("pg-steps").value);
-    var baseline = L.makeBaseline(this.model, kind, this.x);
-    var ig = L.integratedGradients(this.model, this.x, target, baseline, steps, method);
+    var x = this.x, baseline = L.makeBaseline(this.model, kind, x);
+    var stepper = L.igStepper(this.model, x, target, baseline, steps, method);
+    (function slice() {
+      if (token !== self.igToken) return;
+      if (!stepper.step(10)) { setTimeout(slice, 0); return; }
+      self.showIG(stepper.result(), x, baseline, target, kind, method, steps);
+    })();
+  };
+
+  Playground.prototype.showIG = function (ig, x, baseline, target, kind, method, steps) {
     this.ig = ig;
-    D.grey($("pg-ig-input"), this.x, 32, 32, L.BLACK, (1 - L.MEAN) / L.STD);
+    D.grey($("pg-ig-input"), x, 32, 32, L.BLACK, (1 - L.MEAN) / L.STD);
     D.grey($("pg-ig-baseline"), baseline, 32, 32, L.BLACK, (1 - L.MEAN) / L.STD);
     var lim = D.maxAbs(ig.attributions);
     D.diverging($("pg-ig-map"), ig.attributions, 32, 32, lim);
