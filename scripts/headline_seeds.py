@@ -140,6 +140,8 @@ def summarise(runs: dict, n_test: int, wd_seeds: int) -> dict:
     """Mean ± sd per model, McNemar tests per seed, and the weight-decay decision on validation."""
     summary = {}
     for name, group in runs.items():
+        if not group:
+            continue
         entry = {"val_acc": mean_sd([r["val_acc"][-1] for r in group])}
         if all("test_acc" in r for r in group):
             entry["test_acc"] = mean_sd([r["test_acc"] for r in group])
@@ -150,18 +152,26 @@ def summarise(runs: dict, n_test: int, wd_seeds: int) -> dict:
     for label, a, b in (("augmented_vs_default", "augmented", "default"),
                         ("twin_vs_scratch", "twin", "default")):
         per_seed = []
-        for ra, rb in zip(runs[a], runs[b]):
-            assert ra["seed"] == rb["seed"]
+        by_seed = {r["seed"]: r for r in runs[b]}
+        for ra in runs[a]:
+            if ra["seed"] not in by_seed:
+                continue
+            rb = by_seed[ra["seed"]]
             result = mcnemar(correct_mask(ra, n_test), correct_mask(rb, n_test))
             per_seed.append({"seed": ra["seed"], **result,
                              "acc_difference": ra["test_acc"] - rb["test_acc"]})
         ps = [t["p"] for t in per_seed]
+        if not ps:
+            continue
         tests[label] = {"a": a, "b": b, "per_seed": per_seed,
                         "acc_difference": mean_sd([t["acc_difference"] for t in per_seed]),
                         "p_max": max(ps), "p_min": min(ps),
-                        "seeds_p_below_0.05": sum(p < 0.05 for p in ps)}
+                        "seeds_p_below_5pct": sum(p < 0.05 for p in ps)}
 
-    with_wd = [r["val_acc"][-1] for r in runs["default"][:wd_seeds]]
+    if not runs["no_weight_decay"]:
+        return {"summary": summary, "mcnemar": tests}
+    default_by_seed = {r["seed"]: r for r in runs["default"]}
+    with_wd = [default_by_seed[r["seed"]]["val_acc"][-1] for r in runs["no_weight_decay"]]
     without = [r["val_acc"][-1] for r in runs["no_weight_decay"]]
     diffs = [a - b for a, b in zip(with_wd, without)]
     decision = {"seeds": [r["seed"] for r in runs["no_weight_decay"]],
@@ -172,6 +182,28 @@ def summarise(runs: dict, n_test: int, wd_seeds: int) -> dict:
     return {"summary": summary, "mcnemar": tests, "weight_decay_decision": decision}
 
 
+def write(runs, data, args, seeds, out, start, complete):
+    """Write the record of the runs done so far (``complete`` says whether all are done)."""
+    y_test = data["test"][1]
+    results = {
+        "protocol": {"train_images": len(data["train"][1]), "val_images": len(data["val"][1]),
+                     "val_split_seed": 0, "test_images": len(y_test), "epochs": args.epochs,
+                     "recipe": dict(DEFAULT_RECIPE), "augment_pixels": AUGMENT,
+                     "sd": "sample standard deviation (ddof=1) over seeds",
+                     "mcnemar": "exact two-sided binomial test on discordant test images, per seed"},
+        "complete": complete,
+        **summarise(runs, len(y_test), args.wd_seeds),
+        "runs": runs,
+        "wall_seconds_this_process": time.perf_counter() - start,
+    }
+    return write_record(out, results, seed=seeds, quick=args.quick)
+
+
+def read_results(path):
+    from lenet_core.records import read_record
+    return read_record(path)["results"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per model (default 5)")
@@ -180,6 +212,11 @@ def main(argv=None) -> int:
                         help="seeds of the no-weight-decay runs (validation only; default 3)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1,500 images, 1 epoch, 2 seeds, to a temporary folder")
+    parser.add_argument("--resume", default=None, metavar="RUNS.json",
+                        help="runs already done (a record of this script, or its 'runs'): "
+                             "they are kept and not repeated")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="PyTorch threads for the twin (OpenBLAS: set OPENBLAS_NUM_THREADS)")
     parser.add_argument("--out", default=None,
                         help="record path (default results/headline.json; --quick: a temp folder)")
     args = parser.parse_args(argv)
@@ -200,8 +237,27 @@ def main(argv=None) -> int:
             + [("twin", s) for s in seeds]
             + [("no_weight_decay", s) for s in range(args.wd_seeds)])
     runs = {name: [] for name in ("default", "augmented", "twin", "no_weight_decay")}
+    if args.resume:
+        import json
+        done = json.loads(Path(args.resume).read_text())
+        done = done.get("results", {}).get("runs", done)
+        for name in runs:
+            runs[name] = [r for r in done.get(name, []) if r["seed"] in
+                          (seeds if name != "no_weight_decay" else range(args.wd_seeds))]
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    todo = [(n, s) for n, s in plan if s not in {r["seed"] for r in runs[n]}]
+    # cheap-to-expensive interleaving, so that an interrupted run still covers every model
+    order = os.environ.get("HEADLINE_ORDER")          # e.g. "no_weight_decay:0,twin:0,..."
+    if order:
+        rank = {tuple((k, int(v))): i for i, (k, v) in
+                enumerate(item.split(":") for item in order.split(","))}
+        todo.sort(key=lambda item: rank.get(item, len(rank)))
+    else:
+        todo.sort(key=lambda item: (item[0] not in ("default", "augmented"), item[1]))
     start = time.perf_counter()
-    bar = tqdm(plan, desc="headline runs", unit="run")
+    bar = tqdm(todo, desc="headline runs", unit="run")
     for name, seed in bar:
         bar.set_postfix_str(f"{name} seed {seed}")
         if name == "twin":
@@ -218,19 +274,11 @@ def main(argv=None) -> int:
         test = f"  test {last['test_acc']:.2%}" if "test_acc" in last else ""
         bar.write(f"{name:>16} seed {seed}: val {last['val_acc'][-1]:.2%}{test}"
                   f"  ({sum(last['seconds']):.0f}s training)")
+        write(runs, data, args, seeds, out, start, complete=False)
     bar.close()
+    path = write(runs, data, args, seeds, out, start, complete=True)
+    results = read_results(path)
 
-    results = {
-        "protocol": {"train_images": len(data["train"][1]), "val_images": len(data["val"][1]),
-                     "val_split_seed": 0, "test_images": len(y_test), "epochs": args.epochs,
-                     "recipe": dict(DEFAULT_RECIPE), "augment_pixels": AUGMENT,
-                     "sd": "sample standard deviation (ddof=1) over seeds",
-                     "mcnemar": "exact two-sided binomial test on discordant test images, per seed"},
-        **summarise(runs, len(y_test), args.wd_seeds),
-        "runs": runs,
-        "wall_seconds": time.perf_counter() - start,
-    }
-    path = write_record(out, results, seed=seeds, quick=args.quick)
     for name, entry in results["summary"].items():
         test = entry.get("test_acc")
         test = f"test {test['mean']:.2%} ± {test['sd']:.2%}  " if test else ""
@@ -238,9 +286,10 @@ def main(argv=None) -> int:
     for label, t in results["mcnemar"].items():
         print(f"McNemar {label}: p per seed "
               + ", ".join(f"{r['p']:.3g} ({r['only_a_right']}/{r['only_b_right']})" for r in t["per_seed"]))
-    d = results["weight_decay_decision"]
-    print(f"weight decay on validation: with {d['val_acc_with']['mean']:.2%}, without "
-          f"{d['val_acc_without']['mean']:.2%}, better in {d['seeds_with_better']}/{len(d['seeds'])} seeds")
+    d = results.get("weight_decay_decision")
+    if d:
+        print(f"weight decay on validation: with {d['val_acc_with']['mean']:.2%}, without "
+              f"{d['val_acc_without']['mean']:.2%}, better in {d['seeds_with_better']}/{len(d['seeds'])} seeds")
     print(f"record written to {path}")
     return 0
 

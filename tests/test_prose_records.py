@@ -33,13 +33,15 @@ from lenet_core.records import record_value
 REPO = Path(__file__).resolve().parents[1]
 
 #: pages (Markdown or notebooks) where every figure must be registered. Add yours.
-STRICT = ["book/intro.md", "book/weights/README.md", "README.md", "book/ch10_trust_attributions.ipynb"]
+STRICT = ["book/intro.md", "book/weights/README.md", "README.md", "book/ch06_training.ipynb",
+          "book/ch08_pytorch_twin.ipynb", "book/ch10_trust_attributions.ipynb"]
 
 MARKER = re.compile(r"<!--\s*(record|quote|fixed):\s*(.*?)\s*-->", re.S)
 #: what counts as a measured-looking figure: a number with a unit of percent, time, throughput,
 #: memory or ratio (``28x28`` and ``5 x 5`` are shapes, not ratios)
-FIGURE = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s?(?:%|s\b|ms\b|seconds?\b|images/s\b|"
-                    r"MiB\b|GiB\b|MB\b|KB\b|times\b)|(?:x|×)(?![\w]))")
+FIGURE = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s?(?:%|seconds?\b|images/s\b|MiB\b|GiB\b|"
+                    r"MB\b|KB\b|times\b)|\s(?:s|ms)\b|(?:x|×)(?![\w]))"
+                    r"|(?<![\w.])\d+\.\d+(?:s|ms)\b")           # "7.8 s", "7.8s"; not the plural "9s"
 COMMENT = re.compile(r"<!--.*?-->", re.S)
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 INLINE_CODE = re.compile(r"(`+)(?!`).*?(?<!`)\1", re.S)
@@ -237,10 +239,11 @@ def test_markers_in_code_are_examples():
 
 def test_unregistered_figures_are_found():
     text = ("One epoch takes 7.8 s, 1.7x PyTorch's time, at 17,341 images/s; accuracy 99.2%.\n"
+            "The 9s read as 4s; one took 6.5s.\n"
             "A 28x28 digit, 5 x 5 kernels, 3 seeds, `--epochs 10` and\n```\ntook 9 s\n```\n"
             "90.27%<!-- quote: seed paper, 9.5% --> and {glue:text}`acc:.2%`.\n")
     found = [p.split(": ")[1].split(" is ")[0] for p in unregistered_figures("page", text)]
-    assert found == ["'7.8 s'", "'1.7x'", "'17,341 images/s'", "'99.2%'"]
+    assert found == ["'7.8 s'", "'1.7x'", "'17,341 images/s'", "'99.2%'", "'6.5s'"]
 
 
 def test_glue_checks_catch_stale_and_missing_figures(tmp_path, record):
