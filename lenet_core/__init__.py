@@ -5,7 +5,8 @@ Modules: ``functional`` (convolution and pooling: naive loops and the fast unfol
 ``data`` (MNIST), ``gradcheck``, ``summary`` (architecture tables), ``viz`` (the book's figures),
 ``twin`` (the PyTorch twin), ``attribution`` (Integrated Gradients), ``attribution_methods`` (saliency,
 SmoothGrad, occlusion, GradientSHAP), ``attribution_checks`` (sanity checks, deletion/insertion),
-``grading`` (the autograder).
+``grading`` (the autograder), ``lenet1998`` (LeNet-5 as in 1998: its layers, RBF loss, SDLM,
+distortions; twin in ``twin1998``).
 """
 
 from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh

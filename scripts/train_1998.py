@@ -10,7 +10,7 @@ left after lenet_core.data.split_validation (the 5,000 held out are monitored af
 The test set is read once per final model. Runs are independent; ``--jobs 2`` runs two at a time
 (one BLAS thread each). The record (results/lenet1998.json) is rewritten after every run, so an
 interrupted job keeps what it finished; ``complete`` says whether every run is in. The final
-weights of the first seed of each condition are saved beside it as .npz.
+weights of the first seed of each condition go to book/weights/lenet1998.npz and lenet1998_distort.npz.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def main(argv=None):
         for distort in (False, True):
             weights = None
             if seed == args.seeds[0] and not args.quick:
-                weights = args.out.with_name(f"{args.out.stem}_{'distort' if distort else 'plain'}_seed{seed}.npz")
+                weights = REPO / "book" / "weights" / f"lenet1998{'_distort' if distort else ''}.npz"
             tasks.append((seed, distort, args.passes_distorted if distort else args.passes, args.batch_size,
                           limit, val_size, weights, args.jobs > 1 or args.quick))
     runs = []
