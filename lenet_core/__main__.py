@@ -25,6 +25,7 @@ import traceback
 from pathlib import Path
 
 from .data import VALIDATION_SIZE, MNISTError
+from .optim import OPTIMIZERS, SCHEDULES
 from .train import DEFAULT_RECIPE
 
 #: exit codes, one per kind of failure (also in ``--help`` and README.md)
@@ -132,14 +133,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_number(int, 1), default=10, help="passes over the training images")
     train.add_argument("--batch-size", type=_number(int, 1), default=DEFAULT_RECIPE["batch_size"],
                        help="images per mini-batch")
-    train.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default=DEFAULT_RECIPE["optimizer"],
+    train.add_argument("--optimizer", choices=list(OPTIMIZERS), default=DEFAULT_RECIPE["optimizer"],
                        help="sgd: plain; momentum: SGD with Nesterov momentum 0.9; adam: Adam")
     train.add_argument("--lr", type=_number(float, 0, low_open=True), default=None,
                        help=f"learning rate, finite and > 0 (default: {DEFAULT_RECIPE['lr']}, or 1e-3 for adam)")
     train.add_argument("--weight-decay", type=_number(float, 0, MAX_WEIGHT_DECAY),
                        default=DEFAULT_RECIPE["weight_decay"],
                        help=f"L2 weight decay, in 0..{MAX_WEIGHT_DECAY:g}")
-    train.add_argument("--schedule", choices=["cosine", "step", "none"], default=DEFAULT_RECIPE["schedule"],
+    train.add_argument("--schedule", choices=list(SCHEDULES), default=DEFAULT_RECIPE["schedule"],
                        help="learning rate over the epochs: cosine decay to 0, x0.1 every epochs/3, or constant")
     train.add_argument("--augment", type=_number(int, 0, MAX_AUGMENT), default=0, metavar="PIXELS",
                        help=f"shift each training image randomly by up to this many pixels per axis, "
@@ -290,14 +291,15 @@ def _train(args, defaults) -> int:
         if args.engine != "numpy":
             raise CLIError(f"--resume {args.resume}: only --engine numpy runs have checkpoints", "usage")
     if args.engine == "torch" and not args.no_checkpoint:
-        args.no_checkpoint, args.checkpoint = True, None      # fit_torch has no per-epoch hook yet
-        print("note: --engine torch writes no checkpoint (its training loop has no per-epoch hook yet)")
+        args.no_checkpoint, args.checkpoint = True, None      # torch's optimizer state is not saved yet
+        print("note: --engine torch writes no checkpoint (saving torch's optimizer and schedule state is not "
+              "implemented yet)")
 
     mnist = load_mnist(args.data)
     (x_train, y_train), (x_val, y_val) = split_validation(mnist.x_train, mnist.y_train, args.validation)
     if args.limit is not None:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    x_train, x_val = prepare(x_train), prepare(x_val)
+    x_val = prepare(x_val)           # x_train stays uint8: fit prepares each batch (saves ~250 MB)
     validation = (x_val, y_val) if args.validation else None
     model = LeNet5(seed=args.seed)
     lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else DEFAULT_RECIPE["lr"])

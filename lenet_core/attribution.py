@@ -1,4 +1,5 @@
-"""Integrated Gradients for the scratch LeNet-5, baselines to integrate from, and a plot for the book.
+"""Integrated Gradients for the scratch LeNet-5 and baselines to integrate from (chapter 9; the figures
+are in :mod:`lenet_core.viz`).
 
 Integrated Gradients (Sundararajan, Taly & Yan, 2017) attributes a model output ``F`` to the input
 pixels by integrating the gradient along the straight path from a baseline ``x'`` to the input ``x``::
@@ -57,10 +58,11 @@ import numbers
 import numpy as np
 
 from .data import MNIST_MEAN, MNIST_STD, normalize, prepare
+from .layers import input_grad
 from .losses import softmax
 
 __all__ = ["METHODS", "OUTPUTS", "BASELINES", "quadrature", "model_output", "output_gradient",
-           "integrated_gradients", "make_baseline", "gaussian_blur", "torch_forward", "plot_attribution"]
+           "integrated_gradients", "make_baseline", "gaussian_blur", "torch_forward"]
 
 METHODS = ("riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle", "gausslegendre", "trapezoid")
 OUTPUTS = ("logit", "probability")
@@ -174,22 +176,6 @@ def _forward_output(model, xb: np.ndarray, t: np.ndarray, output: str, need_grad
     return f, model.backward(dout)
 
 
-class _InputGradients:
-    """Context: make every layer that can skip its input gradient compute it (training turns C1's off)."""
-
-    def __init__(self, model):
-        self.layers = [layer for layer in model if hasattr(layer, "need_input_grad")]
-
-    def __enter__(self):
-        self.saved = [layer.need_input_grad for layer in self.layers]
-        for layer in self.layers:
-            layer.need_input_grad = True
-
-    def __exit__(self, *exc):
-        for layer, flag in zip(self.layers, self.saved):
-            layer.need_input_grad = flag
-
-
 def model_output(model, x, target, output: str = "logit", batch_size: int = 1000):
     """F of the scratch ``model`` for images ``x`` ((1, 32, 32) or (N, 1, 32, 32)) and ``target``.
 
@@ -214,7 +200,7 @@ def output_gradient(model, x, target, output: str = "logit"):
     _check_output(output)
     xb, single = _as_batch(x)
     t = _targets(target, len(xb))
-    with _InputGradients(model):
+    with input_grad(model):
         f, g = _forward_output(model, xb.astype(model.dtype, copy=False), t, output, True)
     return (float(f[0]), g[0]) if single else (f, g)
 
@@ -256,7 +242,7 @@ def integrated_gradients(model, x, target, baseline=None, steps: int = 50, metho
     total = np.zeros_like(xb)                               # sum_k w_k dF/dx(path point k), per image
     per_sample = min(n, chunk_size)                         # images per chunk
     per_alpha = max(1, chunk_size // per_sample)            # path points per image per chunk
-    with _InputGradients(model):
+    with input_grad(model):
         for i in range(0, n, per_sample):
             sl = slice(i, i + per_sample)
             for k in range(0, len(alphas), per_alpha):
@@ -366,195 +352,3 @@ def torch_forward(module, output: str = "logit"):
     def probability(x):
         return torch.softmax(module(x), dim=1)
     return probability
-
-
-# ----------------------------------------------------------------------------------------------
-# A figure for the book
-# ----------------------------------------------------------------------------------------------
-
-def plot_attribution(image, attribution, *, title: str | None = None, cmap: str = "RdBu_r",
-                     contour: float = 0.25, axes=None):
-    """Three panels: the digit, the signed attribution heat map, and the attribution over the digit.
-
-    image, attribution: ``(32, 32)``, ``(1, 32, 32)`` (or ``(28, 28)``) arrays of the same shape.
-    The digit is drawn in grey (white ink on black, as MNIST); the heat map uses the diverging
-    ``cmap`` on limits ``+-max|attribution|`` so 0 is its centre colour, with a colour bar. The
-    overlay draws the attribution over the grey digit, opaque where it is large, and outlines the
-    regions above ``contour * max|attribution|`` with solid (positive) and dashed (negative) lines,
-    so the sign survives a greyscale print. Every panel has a title and axis labels.
-    ``axes``: three matplotlib axes to draw into (a new figure otherwise). Returns the figure.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import Normalize
-
-    img = np.squeeze(np.asarray(image, dtype=np.float64))
-    att = np.squeeze(np.asarray(attribution, dtype=np.float64))
-    if img.ndim != 2 or att.shape != img.shape:
-        raise ValueError(f"image and attribution must be one 2-D image each of the same shape, "
-                         f"got {np.shape(image)} and {np.shape(attribution)}")
-    if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), constrained_layout=True)
-    else:
-        fig = axes[0].figure
-    lim = float(np.abs(att).max()) or 1.0
-    norm = Normalize(-lim, lim)
-    ax0, ax1, ax2 = axes
-    ax0.imshow(img, cmap="gray")
-    ax0.set_title("input digit")
-    im = ax1.imshow(att, cmap=cmap, norm=norm)
-    ax1.set_title("signed attribution (centred at 0)")
-    fig.colorbar(im, ax=ax1, fraction=0.046, pad=0.04, label="attribution")
-    ax2.imshow(img, cmap="gray")
-    rgba = plt.get_cmap(cmap)(norm(att))
-    rgba[..., 3] = np.clip(np.abs(att) / lim, 0, 1) ** 0.5
-    ax2.imshow(rgba)
-    if contour and np.any(np.abs(att) >= contour * lim):
-        levels = contour * lim
-        if att.max() >= levels:
-            ax2.contour(att, levels=[levels], colors="k", linewidths=1.0, linestyles="solid")
-        if att.min() <= -levels:
-            ax2.contour(att, levels=[-levels], colors="k", linewidths=1.0, linestyles="dashed")
-    ax2.set_title("overlay (solid +, dashed -)")
-    for ax in axes:
-        ax.set_xlabel("x (pixel)")
-        ax.set_ylabel("y (pixel)")
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-# ----------------------------------------------------------------------------------------------
-# More figures for the chapter on Integrated Gradients
-# ----------------------------------------------------------------------------------------------
-
-__all__ += ["plot_attribution_grid", "plot_path_outputs", "plot_convergence"]
-
-
-def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, notes=None,
-                          title: str | None = None, image_title: str = "input", cmap: str = "RdBu_r",
-                          size: float = 2.1):
-    """A grid of attribution maps: one row per digit, the digit in grey first, then one map per column.
-
-    images: R digits, ``(R, 32, 32)`` or ``(R, 1, 32, 32)``. attributions: ``(R, C, 32, 32)`` or
-    ``(R, C, 1, 32, 32)``, C maps per digit (e.g. one per baseline, or per class).
-    col_labels: C column titles; row_labels: R titles for the digits (default ``image_title``);
-    notes: optional R x C strings added under each map's title (e.g. the sum of the attributions).
-    Every map has its own diverging colour scale ``+-max|map|``, so 0 is always the centre colour
-    (white for ``RdBu_r``: red pushes F up, blue pulls it down), and its own colour bar. Returns the figure.
-    """
-    import matplotlib.pyplot as plt
-
-    imgs = np.asarray(images, dtype=np.float64)
-    att = np.asarray(attributions, dtype=np.float64)
-    if imgs.ndim == 4 and imgs.shape[1] == 1:
-        imgs = imgs[:, 0]
-    if att.ndim == 5 and att.shape[2] == 1:
-        att = att[:, :, 0]
-    if imgs.ndim != 3 or len(imgs) == 0:
-        raise ValueError(f"images must have shape (R, 32, 32) or (R, 1, 32, 32), got {np.shape(images)}")
-    r = len(imgs)
-    if att.ndim != 4 or att.shape[0] != r or att.shape[2:] != imgs.shape[1:] or att.shape[1] == 0:
-        raise ValueError(f"attributions must have shape (R, C, H, W) = ({r}, C, {imgs.shape[1]}, {imgs.shape[2]}) "
-                         f"for {r} images of {imgs.shape[1:]}, got {np.shape(attributions)}")
-    c = att.shape[1]
-    col_labels = list(col_labels)
-    if len(col_labels) != c:
-        raise ValueError(f"col_labels needs {c} entries (one per column of maps), got {len(col_labels)}")
-    row_labels = [image_title] * r if row_labels is None else list(row_labels)
-    if len(row_labels) != r:
-        raise ValueError(f"row_labels needs {r} entries (one per image), got {len(row_labels)}")
-    if notes is not None:
-        notes = [list(row) for row in notes]
-        if len(notes) != r or any(len(row) != c for row in notes):
-            raise ValueError(f"notes must be {r} rows of {c} strings")
-    fig, axes = plt.subplots(r, c + 1, figsize=(size * (c + 1) + 0.55 * c, size * r + 0.35 * (r + 1)),
-                             squeeze=False, layout="constrained")
-    for i in range(r):
-        ax = axes[i, 0]
-        ax.imshow(imgs[i], cmap="gray", interpolation="nearest")
-        ax.set_title(row_labels[i], fontsize=9)
-        ax.axis("off")
-        for j in range(c):
-            ax = axes[i, j + 1]
-            a = att[i, j]
-            lim = float(np.abs(a).max()) or 1.0
-            im = ax.imshow(a, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
-            label = col_labels[j] if notes is None else f"{col_labels[j]}\n{notes[i][j]}"
-            ax.set_title(label, fontsize=9)
-            ax.axis("off")
-            cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-            cb.ax.tick_params(labelsize=7)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def plot_path_outputs(alphas, curves: dict, *, title: str = "F along the straight path from the baseline",
-                      xlabel: str = "α  (0 = baseline, 1 = the digit)"):
-    """One panel per entry of ``curves`` (``{y-axis label: values (len(alphas),)}``): F along the path.
-
-    Each panel draws the values against ``alphas`` with dots, labels its axes and is titled with its label.
-    """
-    import matplotlib.pyplot as plt
-
-    alphas = np.asarray(alphas, dtype=np.float64)
-    if alphas.ndim != 1 or len(alphas) < 2:
-        raise ValueError(f"alphas must be a 1-D array of at least 2 points, got shape {alphas.shape}")
-    if not curves:
-        raise ValueError("curves is empty")
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.5), squeeze=False,
-                             layout="constrained")
-    for ax, (label, values) in zip(axes[0], curves.items()):
-        values = np.asarray(values, dtype=np.float64)
-        if values.shape != alphas.shape:
-            raise ValueError(f"curve {label!r} has shape {values.shape}, alphas {alphas.shape}")
-        ax.plot(alphas, values, "o-", ms=3)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(label)
-        ax.set_title(label)
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    return fig
-
-
-def plot_convergence(steps, rel_deltas: dict, *, title: str = "Convergence of Integrated Gradients",
-                     reference: bool = True, floor: float = 1e-16):
-    """Relative convergence delta against the number of steps, on log-log axes.
-
-    steps: the step counts ``(S,)``; rel_deltas: ``{method: array (S, N)}``, ``|delta| / |F(x) - F(x')|``
-    for N digits at each step count. Each method is drawn as its mean over the digits (a line with
-    markers) and the range from the smallest to the largest digit (a band). Values below ``floor``
-    (rounding error of float64) are drawn at ``floor``. With ``reference``, dotted guides of slope
-    -1 and -2 (errors falling as 1/steps and 1/steps^2) are drawn through the first point.
-    """
-    import matplotlib.pyplot as plt
-
-    steps = np.asarray(steps, dtype=np.float64)
-    if steps.ndim != 1 or len(steps) < 2 or np.any(steps <= 0):
-        raise ValueError(f"steps must be at least 2 positive step counts, got {steps}")
-    if not rel_deltas:
-        raise ValueError("rel_deltas is empty")
-    fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
-    top = 0.0
-    for method, values in rel_deltas.items():
-        values = np.asarray(values, dtype=np.float64)
-        if values.ndim != 2 or values.shape[0] != len(steps) or values.shape[1] == 0:
-            raise ValueError(f"rel_deltas[{method!r}] must have shape ({len(steps)}, N), got {values.shape}")
-        if np.any(values < 0) or not np.all(np.isfinite(values)):
-            raise ValueError(f"rel_deltas[{method!r}] must be finite and >= 0 (use |delta| / |F(x) - F(x')|)")
-        v = np.maximum(values, floor)
-        line, = ax.plot(steps, v.mean(axis=1), "o-", label=f"{method} (mean)")
-        ax.fill_between(steps, v.min(axis=1), v.max(axis=1), color=line.get_color(), alpha=0.18)
-        top = max(top, float(v.mean(axis=1)[0]))
-    if reference and top > 0:
-        for power, style in ((1, ":"), (2, "--")):
-            ax.plot(steps, top * (steps[0] / steps) ** power, color="grey", ls=style, lw=1,
-                    label=f"slope -{power} (∝ 1/steps{'²' if power == 2 else ''})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("steps (points on the path)")
-    ax.set_ylabel("|delta| / |F(x) - F(baseline)|")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return fig

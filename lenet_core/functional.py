@@ -1,4 +1,5 @@
-"""Convolution and pooling as plain functions: naive loops for teaching, unfolded windows for speed.
+"""Convolution and pooling as plain functions: naive loops for teaching, unfolded windows for speed
+(chapter 2 explains convolution and im2col, chapter 3 pooling, chapter 4 their backward passes).
 
 Every function takes and returns NumPy arrays in PyTorch's layouts:
 
@@ -25,6 +26,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "output_size",
+    "pair",
+    "conv_geometry",
+    "conv_layout",
     "im2col",
     "col2im",
     "unfold",
@@ -41,12 +45,18 @@ __all__ = [
 ]
 
 
-def _pair(value, name: str) -> tuple[int, int]:
-    """``3 -> (3, 3)``; ``(3, 2)`` stays; anything else is an error that names ``name``."""
-    pair = (value, value) if np.isscalar(value) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+def pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
+    """``3 -> (3, 3)``; ``(3, 2)`` stays; anything else, or a value below ``minimum``, is an error that
+    names ``name``."""
+    values = (value, value) if np.isscalar(value) else tuple(value)
+    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return int(pair[0]), int(pair[1])
+    if minimum is not None and min(values) < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return int(values[0]), int(values[1])
+
+
+_pair = pair          # the name the naive loops below use (chapter 2 prints their source)
 
 
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -112,7 +122,7 @@ def conv2d_naive(x, W, b, stride=1, padding=0):
 
 
 def conv2d_backward_naive(dout, x, W, stride=1, padding=0):
-    """Gradients of :func:`conv2d_naive` by the same loops, read backwards.
+    """Gradients of :func:`conv2d_naive` by the same loops, read backwards (chapter 4).
 
     dout: (N, F, OH, OW) -> dx: (N, C, H, W), dW: (F, C, KH, KW), db: (F,).
     Each output element sent ``W[f] * x_window`` forward, so it sends ``dout * x_window`` to ``dW[f]``
@@ -138,7 +148,7 @@ def conv2d_backward_naive(dout, x, W, stride=1, padding=0):
 
 
 def pool2d_naive(x, kernel_size, stride=None, mode="max"):
-    """Average or max pooling by explicit loops. x: (N, C, H, W) -> (N, C, OH, OW)."""
+    """Average or max pooling by explicit loops (chapter 3). x: (N, C, H, W) -> (N, C, OH, OW)."""
     _check_images(x)
     (kh, kw) = _pair(kernel_size, "kernel_size")
     (sh, sw) = _pair(kernel_size if stride is None else stride, "stride")
@@ -155,7 +165,7 @@ def pool2d_naive(x, kernel_size, stride=None, mode="max"):
 
 
 def pool2d_backward_naive(dout, x, kernel_size, stride=None, mode="max"):
-    """Gradient of :func:`pool2d_naive`. dout: (N, C, OH, OW) -> dx: (N, C, H, W).
+    """Gradient of :func:`pool2d_naive` (chapter 3). dout: (N, C, OH, OW) -> dx: (N, C, H, W).
 
     Average pooling spreads each ``dout`` evenly over its window. Max pooling sends it to the
     first (row-major) position holding the window's maximum, as PyTorch does; where windows overlap
@@ -197,7 +207,7 @@ def _pool_reducer(mode):
 # ----------------------------------------------------------------------------------------------
 
 def im2col(x, kernel_size, stride=1, padding=0):
-    """Unfold windows into rows.
+    """Unfold windows into rows (chapter 2).
 
     x: (N, C, H, W) -> cols: (N*OH*OW, C*KH*KW). Row ``(n, i, j)`` holds the window of image ``n``
     whose top-left corner is at ``(i*sh - ph, j*sw - pw)``, flattened in ``(C, KH, KW)`` order,
@@ -231,16 +241,25 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 
 
 # ----------------------------------------------------------------------------------------------
-# The fast engine. Same maths as above, arranged for speed:
+# The fast engine. Same maths as above, arranged for speed (measured in benchmarks/):
 #
-# - ``unfold`` puts the windows in the *columns* of one matrix per image, (N, C*KH*KW, OH*OW), the
-#   layout of ``torch.nn.functional.unfold``. Then ``W.reshape(F, -1) @ cols`` is a batch of N
-#   matrix products whose result (N, F, OH*OW) is already in NCHW order: no transpose, no copy.
-#   (With im2col's rows, the product comes out as (N, OH, OW, F) and must be transposed.)
-# - Every loop runs over the KH*KW offsets inside a window, never over pixels or images: offset
-#   (p, q) of *all* windows of *all* images is one strided slice of the input.
-# - Scratch arrays (the columns, their gradient) can be handed in through ``out=``/``cols=`` and
-#   reused from one call to the next; arrays that are returned to the caller are always new.
+# - ``unfold`` puts the windows in the columns of ONE matrix for the whole batch, (C*KH*KW, N*OH*OW),
+#   so a layer is one large matrix product ``W.reshape(F, -1) @ cols`` (OpenBLAS is at its best on
+#   one large product, not on N small ones). The result goes back to (N, F, OH, OW) in the same pass
+#   that adds the bias.
+# - Inside a convolution the images take one of two layouts (:func:`conv_layout`), chosen for the
+#   length of the contiguous rows that the offset loops copy. "CNHW" (channels first, then images:
+#   a free transposed view of the input) when output rows are long, e.g. LeNet's C1 (28 wide).
+#   "CHWN" (the batch axis last) when they are short, e.g. C3 (10 wide): offset (p, q) of every
+#   window of every image is then one slice whose rows are OW*N contiguous numbers (640 at batch 64)
+#   instead of 10, so copying windows out and adding gradients back stream through memory.
+# - The input gradient is not unfolded at all: for each of the KH*KW offsets, one product
+#   ``W[:, :, p, q]^T @ dout`` (C x F times F x N*OH*OW) is added onto the shifted slice of dx. The
+#   column gradient (C*KH*KW x N*OH*OW, 3.8 MB for C3 at batch 64) never exists; each product is
+#   small enough to stay in the cache while it is added.
+# - Every loop runs over the KH*KW offsets inside a window, never over pixels or images.
+# - Scratch arrays live in a :class:`Workspace` and are reused from one call to the next; arrays that
+#   are returned to the caller are always new.
 # ----------------------------------------------------------------------------------------------
 
 class Workspace:
@@ -268,9 +287,14 @@ class Workspace:
         return sum(b.nbytes for b in self._buffers.values())
 
 
-def _conv_geometry(x_shape, kernel_size, stride, padding):
-    (kh, kw) = _pair(kernel_size, "kernel_size")
-    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+def _scratch(workspace, name, shape, dtype):
+    return np.empty(shape, dtype) if workspace is None else workspace.get(name, shape, dtype)
+
+
+def conv_geometry(x_shape, kernel_size, stride, padding):
+    """``(kh, kw), (sh, sw), (ph, pw), OH, OW`` of a convolution over images of shape ``x_shape``."""
+    (kh, kw) = pair(kernel_size, "kernel_size")
+    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     _, _, H, Wd = x_shape
     return (kh, kw), (sh, sw), (ph, pw), output_size(H, kh, sh, ph), output_size(Wd, kw, sw, pw)
 
@@ -280,113 +304,166 @@ def _whole_image(x_shape, kernel, padding) -> bool:
     return padding == (0, 0) and tuple(kernel) == tuple(x_shape[2:])
 
 
-def unfold(x, kernel_size, stride=1, padding=0, out=None):
-    """Windows as columns, one matrix per image: x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW).
+#: the two layouts of images inside the fast convolution: the axes of (N, C, H, W) they put first
+LAYOUTS = {"CNHW": (1, 0, 2, 3), "CHWN": (1, 2, 3, 0)}
+#: output rows narrower than this use the batch-last layout "CHWN"
+SHORT_ROWS = 16
 
-    Column ``i*OW + j`` of ``cols[n]`` is the window of image ``n`` at output position ``(i, j)``,
-    flattened in ``(C, KH, KW)`` order, like a row of ``W.reshape(F, -1)``: this is :func:`im2col`
-    transposed per image. ``out``, if given, is a C-contiguous array of that shape and of x's dtype
-    to fill (a reused buffer); otherwise a new one is allocated. When the kernel covers the whole
-    image (one window per image), the columns are ``x`` itself, reshaped, and nothing is copied.
-    """
-    _check_images(x)
-    (kh, kw), (sh, sw), (ph, pw), OH, OW = _conv_geometry(x.shape, kernel_size, stride, padding)
-    N, C = x.shape[:2]
-    if _whole_image(x.shape, (kh, kw), (ph, pw)):
-        return x.reshape(N, C * kh * kw, 1)
-    if out is None:
-        out = np.empty((N, C * kh * kw, OH * OW), dtype=x.dtype)
-    elif out.shape != (N, C * kh * kw, OH * OW) or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous array of shape {(N, C * kh * kw, OH * OW)}, "
-                         f"got shape {out.shape}")
-    xp = _pad(x, ph, pw)
-    cols = out.reshape(N, C, kh, kw, OH, OW)                       # a view: writing it fills out
-    for p in range(kh):
-        for q in range(kw):
-            cols[:, :, p, q] = xp[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw]
+
+def conv_layout(out_width: int) -> str:
+    """``"CHWN"`` (batch last) for output rows narrower than :data:`SHORT_ROWS`, else ``"CNHW"``."""
+    return "CHWN" if out_width < SHORT_ROWS else "CNHW"
+
+
+def _to_layout(x, layout, padding, out):
+    """x (N, C, H, W) -> ``out`` in ``layout`` with the spatial axes zero-padded (a copy)."""
+    ph, pw = padding
+    if ph or pw:
+        out[...] = 0
+    _at(out, layout, slice(ph, ph + x.shape[2]), slice(pw, pw + x.shape[3]))[...] = x.transpose(LAYOUTS[layout])
     return out
 
 
-def fold(cols, x_shape, kernel_size, stride=1, padding=0):
-    """The adjoint of :func:`unfold`: add every column back onto its window. Returns a new (N, C, H, W) array.
+def _at(a, layout, rows, cols):
+    """The slice ``rows, cols`` of the spatial axes of ``a`` (an array in ``layout``)."""
+    return a[:, rows, cols] if layout == "CHWN" else a[:, :, rows, cols]
 
-    cols: (N, C*KH*KW, OH*OW). Overlapping windows add up; the loop runs over the KH*KW offsets.
+
+def _layout_shape(layout, N, C, H, W):
+    return (C, H, W, N) if layout == "CHWN" else (C, N, H, W)
+
+
+def unfold(x, kernel_size, stride=1, padding=0, out=None, *, layout=None, workspace=None):
+    """Windows as the columns of one matrix for the whole batch: x (N, C, H, W) -> (C*KH*KW, M).
+
+    Each column is one window, flattened in ``(C, KH, KW)`` order like a row of ``W.reshape(F, -1)``;
+    the M = N*OH*OW columns are ordered as the layout's axes (default :func:`conv_layout`): "CNHW"
+    column ``(n*OH + i)*OW + j``, "CHWN" column ``(i*OW + j)*N + n`` for image n, output position
+    (i, j). This is :func:`im2col`, transposed, with its rows in that order. ``out``, if given, is a
+    C-contiguous array of that shape and of x's dtype to fill (a reused buffer). The loop runs over
+    the KH*KW offsets; each copies one slice of all the images.
     """
-    (kh, kw), (sh, sw), (ph, pw), OH, OW = _conv_geometry(x_shape, kernel_size, stride, padding)
-    N, C, H, Wd = x_shape
-    if _whole_image(x_shape, (kh, kw), (ph, pw)):
-        return cols.reshape(x_shape).copy()
-    patches = cols.reshape(N, C, kh, kw, OH, OW)
-    xp = np.zeros((N, C, H + 2 * ph, Wd + 2 * pw), dtype=cols.dtype)
+    _check_images(x)
+    (kh, kw), (sh, sw), (ph, pw), OH, OW = conv_geometry(x.shape, kernel_size, stride, padding)
+    N, C, H, Wd = x.shape
+    layout = layout or conv_layout(OW)
+    shape = (C * kh * kw, N * OH * OW)
+    if out is None:
+        out = np.empty(shape, dtype=x.dtype)
+    elif out.shape != shape or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous array of shape {shape}, got shape {out.shape}")
+    if layout == "CNHW" and not (ph or pw):
+        xl = x.transpose(LAYOUTS[layout])                          # a view, no copy
+    else:
+        xl = _to_layout(x, layout, (ph, pw), _scratch(workspace, "x_layout",
+                                                      _layout_shape(layout, N, C, H + 2 * ph, Wd + 2 * pw), x.dtype))
+    cols = out.reshape(C, kh, kw, *_layout_shape(layout, N, 1, OH, OW)[1:])   # a view: writing it fills out
     for p in range(kh):
         for q in range(kw):
-            xp[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw] += patches[:, :, p, q]
-    if ph or pw:
-        return xp[:, :, ph:ph + H, pw:pw + Wd].copy()
-    return xp
+            cols[:, p, q] = _at(xl, layout, slice(p, p + sh * OH, sh), slice(q, q + sw * OW, sw))
+    return out
 
 
-def conv2d(x, W, b, stride=1, padding=0, *, cols=None):
+def fold(cols, x_shape, kernel_size, stride=1, padding=0, *, layout=None):
+    """The adjoint of :func:`unfold`: add every column back onto its window. Returns a new (N, C, H, W) array.
+
+    cols: (C*KH*KW, N*OH*OW) in ``layout`` (default :func:`conv_layout`). Overlapping windows add up;
+    the loop runs over the KH*KW offsets.
+    """
+    (kh, kw), (sh, sw), (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
+    N, C, H, Wd = x_shape
+    layout = layout or conv_layout(OW)
+    patches = cols.reshape(C, kh, kw, *_layout_shape(layout, N, 1, OH, OW)[1:])
+    xl = np.zeros(_layout_shape(layout, N, C, H + 2 * ph, Wd + 2 * pw), dtype=cols.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            _at(xl, layout, slice(p, p + sh * OH, sh), slice(q, q + sw * OW, sw))[...] += patches[:, p, q]
+    return _from_layout(xl, layout, x_shape, (ph, pw))
+
+
+def _from_layout(xl, layout, x_shape, padding):
+    """The unpadded images of ``xl`` (in ``layout``) as a new (N, C, H, W) array."""
+    ph, pw = padding
+    out = np.empty(x_shape, dtype=xl.dtype)
+    inverse = np.argsort(LAYOUTS[layout])
+    out[...] = _at(xl, layout, slice(ph, ph + x_shape[2]), slice(pw, pw + x_shape[3])).transpose(inverse)
+    return out
+
+
+def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
     """Vectorised :func:`conv2d_naive`. Returns ``(out, cols)``; keep ``cols`` for the backward pass.
 
-    x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW) (a new, C-contiguous array),
-    cols: (N, C*KH*KW, OH*OW), the windows as columns (see :func:`unfold`). ``cols=`` optionally
-    passes a buffer of that shape to fill instead of allocating one.
+    x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW) (a new, C-contiguous array).
+    cols: the windows, (C*KH*KW, N*OH*OW) in the layout :func:`conv_layout` picks (see :func:`unfold`);
+    when the kernel covers the whole image (one window per image, LeNet's C5) simply
+    ``x.reshape(N, C*KH*KW).T``, a view of x, no copy. ``workspace`` (a :class:`Workspace`) holds the scratch arrays,
+    reused from call to call (``cols`` is one of them: the next call overwrites it).
 
-    The whole layer is one batched matrix product: ``out[n] = W.reshape(F, -1) @ cols[n] + b``.
+    The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, N*OH*OW), plus the bias.
     """
     _check_images(x)
     F, C, KH, KW = W.shape
     if x.shape[1] != C:
         raise ValueError(f"x has {x.shape[1]} channels but W expects {C} (x shape {x.shape})")
     N = x.shape[0]
-    _, _, _, OH, OW = _conv_geometry(x.shape, (KH, KW), stride, padding)
-    cols = unfold(x, (KH, KW), stride, padding, out=cols)
+    (kh, kw), _, (ph, pw), OH, OW = conv_geometry(x.shape, (KH, KW), stride, padding)
     W2 = W.reshape(F, -1)                                          # (F, C*KH*KW)
-    if OH * OW == 1:
-        # one window per image: a single (N, K) @ (K, F) product beats N matrix-vector products
-        out = cols[:, :, 0] @ W2.T                                 # (N, F)
+    if _whole_image(x.shape, (kh, kw), (ph, pw)):
+        rows = x.reshape(N, C * KH * KW)                           # one window per image: x itself
+        out = rows @ W2.T                                          # (N, F)
         out += b
-    else:
-        out = np.matmul(W2, cols)                                  # (F, K) @ (N, K, P) -> (N, F, P)
-        out += b[:, None]
-    return out.reshape(N, F, OH, OW), cols
+        return out.reshape(N, F, 1, 1), rows.T                     # cols (K, N): a view, no copy
+    layout = conv_layout(OW)
+    cols = unfold(x, (KH, KW), stride, padding, layout=layout, workspace=workspace,
+                  out=_scratch(workspace, "cols", (C * KH * KW, N * OH * OW), x.dtype))
+    product = _scratch(workspace, "product", (F, N * OH * OW), np.result_type(W, x))
+    np.matmul(W2, cols, out=product)                               # (F, K) @ (K, N*OH*OW)
+    out = np.empty((N, F, OH, OW), dtype=product.dtype)
+    inverse = np.argsort(LAYOUTS[layout])
+    np.add(product.reshape(_layout_shape(layout, N, F, OH, OW)).transpose(inverse), b[:, None, None], out=out)
+    return out, cols
 
 
-def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *, dcols=None):
-    """Gradients of :func:`conv2d` from its cached ``cols``.
+def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *, workspace=None):
+    """Gradients of :func:`conv2d` from its cached ``cols``. Chapter 4 derives them; chapter 2 checks
+    the input gradient against the full convolution with the rotated kernel.
 
     dout: (N, F, OH, OW) -> dx: (N, C, H, W) (``None`` if ``need_dx`` is false), dW: W's shape, db: (F,).
-    Per image, ``dW += dout[n] cols[n]^T`` and ``dcols[n] = W^T dout[n]``; :func:`fold` then adds
-    ``dcols`` back onto the image, which amounts to a full convolution of ``dout`` with the flipped
-    kernel. ``cols`` may also be im2col's rows (N*OH*OW, C*KH*KW). ``dcols=`` optionally passes a
-    scratch buffer of shape (N, C*KH*KW, OH*OW) (dtype of ``dout @ W``) for the column gradient.
-    A ``dout`` of any other shape than the forward pass's output is a ``ValueError``.
+    With ``d = dout`` as (F, N*OH*OW) in the layout of ``cols``: ``dW = d @ cols^T``, ``db`` = the sum
+    of ``d`` over its columns, and dx adds, for every kernel offset (p, q), ``W[:, :, p, q]^T @ d``
+    onto the input pixels that offset saw: the full convolution of ``dout`` with the flipped kernel,
+    built offset by offset. A ``dout`` of any other shape than the forward pass's output is a ``ValueError``.
     """
     _check_images(dout, "dout")
-    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
-    expected = (x_shape[0], W.shape[0], output_size(x_shape[2], W.shape[2], sh, ph),
-                output_size(x_shape[3], W.shape[3], sw, pw))
+    (kh, kw), (sh, sw), (ph, pw), OH, OW = conv_geometry(x_shape, W.shape[2:], stride, padding)
+    expected = (x_shape[0], W.shape[0], OH, OW)
     if dout.shape != expected:
         raise ValueError(f"dout has shape {dout.shape}, but the forward pass produced output of shape {expected}")
-    N, F, OH, OW = dout.shape
+    N, C, H, Wd = x_shape
+    F = W.shape[0]
     W2 = W.reshape(F, -1)                                          # (F, K)
-    if cols.ndim == 2:                                             # im2col's rows: view them as columns
-        cols = cols.reshape(N, OH * OW, -1).transpose(0, 2, 1)
-    d3 = dout.reshape(N, F, OH * OW)
-    db = d3.sum(axis=2).sum(axis=0)                                # the contiguous axis first: faster
-    dx = None
-    if OH * OW == 1:                                               # one window per image: plain products
-        d2 = d3[:, :, 0]                                           # (N, F)
-        dW = d2.T @ cols[:, :, 0]
-        if need_dx:
-            dx = fold((d2 @ W2)[:, :, None], x_shape, W.shape[2:], stride, padding)
-        return dx, dW.reshape(W.shape), db
-    dW = np.matmul(d3, cols.transpose(0, 2, 1)).sum(axis=0)       # sum over n of (F, P) @ (P, K)
-    if need_dx:
-        dcols = np.matmul(W2.T, d3, out=dcols)                     # (K, F) @ (N, F, P) -> (N, K, P)
-        dx = fold(dcols, x_shape, W.shape[2:], stride, padding)
-    return dx, dW.reshape(W.shape), db
+    if _whole_image(x_shape, (kh, kw), (ph, pw)):                 # one window per image: plain products
+        d2 = dout.reshape(N, F)
+        dx = (d2 @ W2).reshape(x_shape) if need_dx else None
+        return dx, (d2.T @ cols.T).reshape(W.shape), d2.sum(axis=0)
+    layout = conv_layout(OW)
+    d = _scratch(workspace, "dout_layout", _layout_shape(layout, N, F, OH, OW), dout.dtype)
+    d[...] = dout.transpose(LAYOUTS[layout])
+    d = d.reshape(F, N * OH * OW)
+    db = d.sum(axis=1)
+    dW = (d @ cols.T).reshape(W.shape)
+    if not need_dx:
+        return None, dW, db
+    dtype = np.result_type(dout, W)
+    dxl = _scratch(workspace, "dx_layout", _layout_shape(layout, N, C, H + 2 * ph, Wd + 2 * pw), dtype)
+    dxl[...] = 0
+    share = _scratch(workspace, "share", (C, N * OH * OW), dtype)
+    share_l = share.reshape(_layout_shape(layout, N, C, OH, OW))
+    for p in range(kh):
+        for q in range(kw):
+            np.matmul(W[:, :, p, q].T, d, out=share)               # (C, F) @ (F, N*OH*OW)
+            _at(dxl, layout, slice(p, p + sh * OH, sh), slice(q, q + sw * OW, sw))[...] += share_l
+    return _from_layout(dxl, layout, x_shape, (ph, pw)), dW, db
 
 
 def _pool_geometry(x_shape, kernel_size, stride):
@@ -422,7 +499,8 @@ def pool2d(x, kernel_size, stride=None, mode="max"):
     argmax = np.zeros(out.shape, dtype=np.intp)
     for k in range(1, kh * kw):
         candidate = at(*divmod(k, kw))
-        better = candidate > out                                   # strict: ties keep the first maximum
+        # strict: ties keep the first maximum; a NaN beats any number (it propagates, as in PyTorch)
+        better = (candidate > out) | (np.isnan(candidate) & ~np.isnan(out))
         np.copyto(out, candidate, where=better)
         argmax[better] = k
     return out, argmax

@@ -1,4 +1,5 @@
-"""Numerical gradients by central differences, and checks of every analytic gradient against them.
+"""Numerical gradients by central differences, and checks of every analytic gradient against them
+(chapter 4).
 
 The relative error of a whole tensor is ``max|a - n| / max(max|a|, max|n|)``: the worst absolute
 disagreement measured against the tensor's own scale. (An element-wise ratio would blow up on
@@ -12,6 +13,7 @@ import copy
 
 import numpy as np
 
+from .layers import input_grad
 from .losses import SoftmaxCrossEntropy
 
 __all__ = ["numerical_gradient", "relative_error", "GradCheckResult", "check_layer", "check_model"]
@@ -90,12 +92,8 @@ class GradCheckResult(dict):
 
 
 def _float64_copy(layer_or_model):
-    """A float64 deep copy in which every layer computes its input gradient."""
-    copied = copy.deepcopy(layer_or_model).astype(np.float64)
-    for layer in getattr(copied, "layers", {"": copied}).values():
-        if hasattr(layer, "need_input_grad"):
-            layer.need_input_grad = True
-    return copied
+    """A float64 deep copy (the original's parameters and flags stay untouched)."""
+    return copy.deepcopy(layer_or_model).astype(np.float64)
 
 
 def _sample(size, samples, rng):
@@ -113,7 +111,9 @@ def _compare(analytic, tensor, f, h, samples, rng):
 
 
 def check_layer(layer, x, *, h=1e-5, seed=0, samples=None) -> GradCheckResult:
-    """Check a layer's ``backward`` against central differences, in float64.
+    """Check a layer's ``backward`` against central differences, in float64 (chapter 4).
+
+    ``layer`` is any :class:`~lenet_core.layers.Layer`, a whole :class:`~lenet_core.model.Sequential` too.
 
     Works on a float64 copy of ``layer`` (the original is untouched). The scalar checked is
     ``sum(forward(x) * R)`` for a fixed random ``R``, so that ``backward(R)`` is its exact gradient.
@@ -124,7 +124,8 @@ def check_layer(layer, x, *, h=1e-5, seed=0, samples=None) -> GradCheckResult:
     x = np.array(x, dtype=np.float64)
     rng = np.random.default_rng(seed)
     R = rng.standard_normal(layer.forward(x).shape)
-    dx = layer.backward(R)
+    with input_grad(layer):
+        dx = layer.backward(R)
     analytic = {"x": dx, **{k: v.copy() for k, v in layer.grads.items()}}
 
     def f():
@@ -147,7 +148,8 @@ def check_model(model, x, y, loss_fn=None, *, h=1e-5, seed=0, samples=None) -> G
     x = np.array(x, dtype=np.float64)
     rng = np.random.default_rng(seed)
     loss_fn.forward(model.forward(x), y)
-    dx = model.backward(loss_fn.backward())
+    with input_grad(model):
+        dx = model.backward(loss_fn.backward())
     analytic = {"x": dx, **{k: v.copy() for k, v in model.gradients().items()}}
 
     def f():

@@ -1,10 +1,19 @@
-"""Layers with a forward and a backward pass, in PyTorch's names and layouts.
+"""Layers with a forward and a backward pass, in PyTorch's names and layouts (chapters 2 to 5).
 
-Every layer follows one small contract:
+Every layer follows one small contract (chapter 4 derives each backward pass):
 
-- ``forward(x)`` computes the output and caches what the backward pass will need;
-- ``backward(dout)`` takes dL/d(output), fills ``grads`` (dL/d each parameter) and returns dL/dx;
-- ``params`` and ``grads`` are dicts with the same keys and shapes (empty for layers without weights).
+- ``forward(x)`` computes the output and stores what the backward pass will need in ``self.cache``,
+  a dict (e.g. Tanh keeps ``cache["y"]``, Conv2d ``cache["cols"]`` and ``cache["x_shape"]``);
+- ``backward(dout)`` takes dL/d(output), reads ``self.cache``, fills ``grads`` (dL/d each parameter)
+  and returns dL/dx. Calling it before any ``forward`` raises ``RuntimeError("... backward called
+  before forward")``;
+- ``params`` and ``grads`` are dicts with the same keys and shapes (empty for layers without weights);
+- ``describe()`` and ``parameter_formula()`` give the layer's row of :func:`lenet_core.summary.summary`;
+- ``need_input_grad``: set it to ``False`` (best through :func:`input_grad`) when nobody reads the
+  returned dL/dx; a layer may then skip computing it and return ``None``.
+
+A container of layers, :class:`lenet_core.model.Sequential`, is itself a layer. Adding a layer means
+one class here (or in a module of its own) and its test; see CONTRIBUTING.md.
 
 Inputs are ``(N, C, H, W)`` images or ``(N, features)`` rows. Convolution weights ``W`` are
 ``(out_channels, in_channels, kh, kw)``, linear weights ``(out_features, in_features)``, biases ``(out,)``.
@@ -15,11 +24,14 @@ neither saturates nor stays linear.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
-from . import functional as Fn
+from . import functional
 
-__all__ = ["Layer", "Conv2d", "AvgPool2d", "MaxPool2d", "Linear", "Tanh", "ReLU", "Sigmoid", "Flatten"]
+__all__ = ["Layer", "Conv2d", "AvgPool2d", "MaxPool2d", "Linear", "Tanh", "ReLU", "Sigmoid", "Flatten",
+           "input_grad", "lecun_uniform"]
 
 
 def _rng(seed_or_rng) -> np.random.Generator:
@@ -29,13 +41,47 @@ def _rng(seed_or_rng) -> np.random.Generator:
 
 
 def lecun_uniform(shape, fan_in: int, rng, dtype) -> np.ndarray:
-    """Weights drawn from ``U(-sqrt(3/fan_in), sqrt(3/fan_in))`` (variance ``1/fan_in``)."""
+    """Weights drawn from ``U(-sqrt(3/fan_in), sqrt(3/fan_in))`` (variance ``1/fan_in``); chapter 5."""
     bound = np.sqrt(3.0 / fan_in)
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
-class Layer:
-    """Base class: a layer without parameters that passes its input through unchanged."""
+def _pair_text(pair) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+
+
+class Cached:
+    """``self.cache``: the dict that ``forward`` fills for ``backward`` (layers and losses alike).
+
+    Reading it before any ``forward`` raises ``RuntimeError("... backward called before forward")``.
+    """
+
+    _cache: dict | None = None
+
+    @property
+    def cache(self) -> dict:
+        """What the last ``forward`` kept for ``backward``; ``RuntimeError`` if there was no forward yet."""
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward (nothing cached yet)")
+        return self._cache
+
+    @cache.setter
+    def cache(self, value: dict) -> None:
+        self._cache = value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Layer(Cached):
+    """Base class of every layer (and of :class:`~lenet_core.model.Sequential`); see the module docstring.
+
+    Class attributes a subclass may override: ``elementwise`` (True for activations, which
+    ``summary(merge_activations=True)`` folds into the row before them) and ``need_input_grad``.
+    """
+
+    elementwise = False
+    need_input_grad = True
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
@@ -60,6 +106,17 @@ class Layer:
     def _zero_grads(self) -> None:
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 
+    def describe(self) -> str:
+        """What the layer does, in a few words (the "type" column of a summary): ``"conv 6@5x5"``."""
+        return type(self).__name__.lower() if self.elementwise else type(self).__name__
+
+    def parameter_formula(self) -> str:
+        """How the parameter count follows from the sizes, e.g. ``"6 x (1 x 5 x 5 + 1)"``; ``""`` if none.
+
+        By default the shapes of the parameter tensors, e.g. ``"W 3x4 + b 3"``.
+        """
+        return " + ".join(f"{name} {'x'.join(map(str, p.shape))}" for name, p in self.params.items())
+
     def extra_repr(self) -> str:
         return ""
 
@@ -67,24 +124,46 @@ class Layer:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+@contextmanager
+def input_grad(model: Layer, needed: bool = True):
+    """Within the block, ``model.backward`` computes dL/d(input) or, with ``needed=False``, may skip it.
+
+    Training uses ``input_grad(model, False)`` (nobody reads d(loss)/d(image), and C1 then skips the
+    fold of its backward pass); gradient checks and attributions use ``input_grad(model)``. The flag
+    is restored on exit. For a :class:`~lenet_core.model.Sequential` the flag is its first layer's.
+    """
+    saved = model.need_input_grad
+    model.need_input_grad = needed
+    try:
+        yield model
+    finally:
+        model.need_input_grad = saved
+
+
 class Conv2d(Layer):
     """2-D convolution (cross-correlation), vectorised: one batched matrix product over unfolded windows.
 
+    Chapter 2 explains the forward pass, chapter 4 the backward pass.
     x: (N, in_channels, H, W) -> (N, out_channels, OH, OW), OH = (H + 2*padding - kh) // stride + 1.
     Parameters: ``W`` (out_channels, in_channels, kh, kw), ``b`` (out_channels,).
-    Set ``need_input_grad = False`` on a first layer whose input gradient nobody reads to skip the fold
-    (col2im) of the backward pass.
+    ``cache``: ``cols`` (the unfolded windows, :func:`~lenet_core.functional.unfold`; they live in
+    the workspace and are overwritten by the next forward) and ``x_shape``.
+    With ``need_input_grad = False`` the backward pass skips dL/dx (the fold) and returns ``None``.
 
-    The unfolded windows (``cols``) and their gradient live in a :class:`~lenet_core.functional.Workspace`
+    The unfolded windows and their gradient live in a :class:`~lenet_core.functional.Workspace`
     that is reused from batch to batch; what ``forward`` and ``backward`` return is always a new array.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, *,
                  rng=None, dtype=np.float32):
         super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Conv2d: {name} must be a positive integer, got {value!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = Fn._pair(kernel_size, "kernel_size")
-        self.stride, self.padding = Fn._pair(stride, "stride"), Fn._pair(padding, "padding")
+        self.kernel_size = functional.pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = functional.pair(stride, "stride", minimum=1)
+        self.padding = functional.pair(padding, "padding", minimum=0)
         kh, kw = self.kernel_size
         fan_in = in_channels * kh * kw
         rng = _rng(rng)
@@ -92,30 +171,38 @@ class Conv2d(Layer):
                        "b": np.zeros(out_channels, dtype=dtype)}
         self._zero_grads()
         self.need_input_grad = True
-        self.workspace = Fn.Workspace()
-
-    def _scratch(self, name, x_shape, dtype):
-        """A reused (N, C*kh*kw, OH*OW) buffer for an input of shape ``x_shape``."""
-        (kh, kw), _, _, oh, ow = Fn._conv_geometry(x_shape, self.kernel_size, self.stride, self.padding)
-        return self.workspace.get(name, (x_shape[0], x_shape[1] * kh * kw, oh * ow), dtype)
+        self.workspace = functional.Workspace()
 
     def forward(self, x):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self!r} expects a NumPy array (N, {self.in_channels}, H, W), got {type(x).__name__}")
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}")
         W, b = self.params["W"], self.params["b"]
-        out, self._cols = Fn.conv2d(x, W, b, self.stride, self.padding,
-                                    cols=self._scratch("cols", x.shape, x.dtype))
-        self._x_shape = x.shape
+        out, cols = functional.conv2d(x, W, b, self.stride, self.padding, workspace=self.workspace)
+        self.cache = {"cols": cols, "x_shape": x.shape}
         return out
 
     def backward(self, dout):
-        W = self.params["W"]
-        dcols = (self._scratch("dcols", self._x_shape, np.result_type(dout, W))
-                 if self.need_input_grad else None)
-        dx, self.grads["W"], self.grads["b"] = Fn.conv2d_backward(
-            dout, self._cols, self._x_shape, W, self.stride, self.padding,
-            need_dx=self.need_input_grad, dcols=dcols)
+        W, cache = self.params["W"], self.cache
+        dx, self.grads["W"], self.grads["b"] = functional.conv2d_backward(
+            dout, cache["cols"], cache["x_shape"], W, self.stride, self.padding,
+            need_dx=self.need_input_grad, workspace=self.workspace)
         return dx
+
+    def describe(self):
+        kh, kw = self.kernel_size
+        text = f"conv {self.out_channels}@{kh}x{kw}"
+        if self.stride != (1, 1):
+            text += f", stride {_pair_text(self.stride)}"
+        if self.padding != (0, 0):
+            text += f", pad {_pair_text(self.padding)}"
+        return text
+
+    def parameter_formula(self):
+        """``out x (in x kh x kw + 1)``: one kernel per (output, input) channel pair, one bias per output."""
+        kh, kw = self.kernel_size
+        return f"{self.out_channels} x ({self.in_channels} x {kh} x {kw} + 1)"
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -127,43 +214,51 @@ class _Pool2d(Layer):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        self.kernel_size = Fn._pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else Fn._pair(stride, "stride")
+        self.kernel_size = functional.pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = self.kernel_size if stride is None else functional.pair(stride, "stride", minimum=1)
 
     def forward(self, x):
-        out, self._cache = Fn.pool2d(x, self.kernel_size, self.stride, self.mode)
-        self._x_shape = x.shape
+        out, winners = functional.pool2d(x, self.kernel_size, self.stride, self.mode)
+        self.cache = {"winners": winners, "x_shape": x.shape}
         return out
 
     def backward(self, dout):
-        return Fn.pool2d_backward(dout, self._cache, self._x_shape, self.kernel_size, self.stride, self.mode)
+        cache = self.cache
+        return functional.pool2d_backward(dout, cache["winners"], cache["x_shape"], self.kernel_size,
+                                          self.stride, self.mode)
+
+    def describe(self):
+        kh, kw = self.kernel_size
+        return f"{self.mode} pool {kh}x{kw}, stride {_pair_text(self.stride)}"
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling. x: (N, C, H, W) -> (N, C, OH, OW); stride defaults to kernel_size.
+    """Average pooling (chapter 3). x: (N, C, H, W) -> (N, C, OH, OW); stride defaults to kernel_size.
 
     Backward spreads each output gradient evenly, ``dout / (kh*kw)``, over its window.
+    ``cache``: ``x_shape`` (and ``winners``, always ``None`` here).
     """
     mode = "avg"
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling. x: (N, C, H, W) -> (N, C, OH, OW); stride defaults to kernel_size.
+    """Max pooling (chapter 3). x: (N, C, H, W) -> (N, C, OH, OW); stride defaults to kernel_size.
 
     Backward routes each output gradient to the window's maximum; on a tie, to the first maximum in
     row-major order (as PyTorch does). At a tie max is not differentiable and that choice is one
-    valid subgradient.
+    valid subgradient. A NaN in a window is its maximum (it propagates, as in PyTorch).
+    ``cache``: ``winners`` (offset ``p*kw + q`` of each window's maximum) and ``x_shape``.
     """
     mode = "max"
 
 
 class Linear(Layer):
-    """Fully connected layer: ``y = x W^T + b``. x: (N, in_features) -> (N, out_features).
+    """Fully connected layer: ``y = x W^T + b``. x: (N, in_features) -> (N, out_features). Chapter 4.
 
-    Parameters: ``W`` (out_features, in_features), ``b`` (out_features,).
+    Parameters: ``W`` (out_features, in_features), ``b`` (out_features,). ``cache``: ``x``.
     """
 
     def __init__(self, in_features, out_features, *, rng=None, dtype=np.float32):
@@ -176,61 +271,90 @@ class Linear(Layer):
     def forward(self, x):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"{self!r} expects input (N, {self.in_features}), got shape {x.shape}")
-        self._x = x
+        self.cache = {"x": x}
         return x @ self.params["W"].T + self.params["b"]
 
     def backward(self, dout):
-        self.grads["W"] = dout.T @ self._x
+        self.grads["W"] = dout.T @ self.cache["x"]
         self.grads["b"] = dout.sum(axis=0)
         return dout @ self.params["W"]
+
+    def describe(self):
+        return f"linear {self.in_features}->{self.out_features}"
+
+    def parameter_formula(self):
+        """``out x (in + 1)``: one weight per (output, input) pair, one bias per output."""
+        return f"{self.out_features} x ({self.in_features} + 1)"
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
 class Tanh(Layer):
-    """``y = tanh(x)``; backward: ``dx = dout * (1 - y^2)``. Any shape."""
+    """``y = tanh(x)``; backward: ``dx = dout * (1 - y^2)``. Any shape. Chapter 4. ``cache``: ``y``."""
+
+    elementwise = True
 
     def forward(self, x):
-        self._y = np.tanh(x)
-        return self._y
+        y = np.tanh(x)
+        self.cache = {"y": y}
+        return y
 
     def backward(self, dout):
-        grad = np.multiply(self._y, self._y, dtype=np.result_type(self._y, dout))
+        y = self.cache["y"]
+        grad = np.multiply(y, y, dtype=np.result_type(y, dout))
         np.subtract(1, grad, out=grad)                             # 1 - y^2, in one new array
         grad *= dout
         return grad
 
 
 class Sigmoid(Layer):
-    """``y = 1 / (1 + exp(-x))``; backward: ``dx = dout * y * (1 - y)``. Any shape; no overflow."""
+    """``y = 1 / (1 + exp(-x))``; backward: ``dx = dout * y * (1 - y)``. Any shape. Chapter 4.
+
+    Computed from ``z = exp(-|x|)``, which never overflows: ``y = 1 / (1 + z)`` for ``x >= 0`` and
+    ``z / (1 + z)`` for ``x < 0``, so that tiny values keep their relative precision (4.2e-18 at
+    x = -40, not 0). ``1 - y`` is computed the same way (``cache``: ``y`` and ``one_minus_y``), so the
+    derivative keeps its precision at large positive x too.
+    """
+
+    elementwise = True
 
     def forward(self, x):
-        # 0.5 * (1 + tanh(x/2)) equals the logistic function and never overflows.
-        self._y = 0.5 * (1 + np.tanh(0.5 * x))
-        return self._y
+        z = np.exp(-np.abs(x))
+        small = z / (1 + z)                                        # sigmoid(-|x|), in (0, 0.5]
+        large = 1 / (1 + z)                                        # sigmoid(|x|), in [0.5, 1)
+        positive = x >= 0
+        y = np.where(positive, large, small)
+        self.cache = {"y": y, "one_minus_y": np.where(positive, small, large)}
+        return y
 
     def backward(self, dout):
-        return dout * self._y * (1 - self._y)
+        return dout * self.cache["y"] * self.cache["one_minus_y"]
 
 
 class ReLU(Layer):
-    """``y = max(x, 0)``; backward passes ``dout`` where ``x > 0``. Any shape."""
+    """``y = max(x, 0)``; backward passes ``dout`` where ``x > 0``. Any shape. ``cache``: ``mask``."""
+
+    elementwise = True
 
     def forward(self, x):
-        self._mask = x > 0
-        return np.where(self._mask, x, 0).astype(x.dtype, copy=False)
+        mask = x > 0
+        self.cache = {"mask": mask}
+        return np.where(mask, x, 0).astype(x.dtype, copy=False)
 
     def backward(self, dout):
-        return np.where(self._mask, dout, 0).astype(dout.dtype, copy=False)
+        return np.where(self.cache["mask"], dout, 0).astype(dout.dtype, copy=False)
 
 
 class Flatten(Layer):
-    """(N, C, H, W) -> (N, C*H*W), in C-order, as ``torch.flatten(x, 1)``."""
+    """(N, C, H, W) -> (N, C*H*W), in C-order, as ``torch.flatten(x, 1)``. ``cache``: ``x_shape``."""
 
     def forward(self, x):
-        self._x_shape = x.shape
+        self.cache = {"x_shape": x.shape}
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout):
-        return dout.reshape(self._x_shape)
+        return dout.reshape(self.cache["x_shape"])
+
+    def describe(self):
+        return "flatten"

@@ -1,8 +1,11 @@
-"""Losses: ``forward`` returns the mean loss over the batch, ``backward()`` returns dL/d(input)."""
+"""Losses: ``forward`` returns the mean loss over the batch and keeps what ``backward()`` needs in
+``self.cache`` (as every layer does); ``backward()`` returns dL/d(input). Chapters 4 and 6."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from .layers import Cached
 
 __all__ = ["SoftmaxCrossEntropy", "MSELoss", "softmax", "log_softmax"]
 
@@ -45,17 +48,13 @@ def _check_distributions(targets: np.ndarray) -> None:
                          f"and sum to 1; row {i} has min {targets[i].min():.4g} and sum {sums[i]:.4g})")
 
 
-def _check_forward_done(loss, attribute: str) -> None:
-    if not hasattr(loss, attribute):
-        raise RuntimeError(f"{type(loss).__name__}: backward called before forward")
-
-
-class SoftmaxCrossEntropy:
+class SoftmaxCrossEntropy(Cached):
     """Softmax followed by cross-entropy, fused so that it is stable and its gradient is simple.
 
     ``forward(logits (N, K), targets)`` with integer labels ``(N,)`` or target rows ``(N, K)`` (each a
     probability distribution: finite, non-negative, summing to 1; anything else is a ``ValueError``) returns ``mean_n( -sum_k t[n,k] * log softmax(logits)[n,k] )``.
-    ``backward()`` returns ``(softmax(logits) - t) / N``: (N, K).
+    ``backward()`` returns ``(softmax(logits) - t) / N``: (N, K). ``cache``: ``p`` (the softmax) and
+    ``t`` (the targets as rows).
     Stable for logits as large as 1e4 (the log-sum-exp is shifted by each row's max).
     """
 
@@ -64,25 +63,25 @@ class SoftmaxCrossEntropy:
             raise ValueError(f"logits must have shape (N, K), got shape {logits.shape}")
         n, k = logits.shape
         log_p = log_softmax(logits)
-        self._t = _labels_to_targets(targets, n, k, log_p.dtype)
+        t = _labels_to_targets(targets, n, k, log_p.dtype)
         if np.shape(targets) == (n, k):
-            _check_distributions(self._t)
-        self._p = np.exp(log_p)
-        return float(-(self._t * log_p).sum() / n)
+            _check_distributions(t)
+        self.cache = {"p": np.exp(log_p), "t": t}
+        return float(-(t * log_p).sum() / n)
 
     __call__ = forward
 
     def backward(self) -> np.ndarray:
-        _check_forward_done(self, "_p")
-        return (self._p - self._t) / self._p.shape[0]
+        p, t = self.cache["p"], self.cache["t"]
+        return (p - t) / p.shape[0]
 
 
-class MSELoss:
+class MSELoss(Cached):
     """Mean squared error over all elements, as ``torch.nn.MSELoss()``.
 
     ``forward(pred, target)`` with equal shapes returns ``mean((pred - target)^2)``; integer labels
     ``(N,)`` for a ``(N, K)`` prediction are turned into one-hot targets first.
-    ``backward()`` returns ``2 * (pred - target) / pred.size``.
+    ``backward()`` returns ``2 * (pred - target) / pred.size``. ``cache``: ``diff`` (pred - target).
     """
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
@@ -91,11 +90,12 @@ class MSELoss:
             target = _labels_to_targets(target, *pred.shape, pred.dtype)
         if target.shape != pred.shape:
             raise ValueError(f"prediction shape {pred.shape} and target shape {target.shape} differ")
-        self._diff = pred - target
-        return float(np.mean(self._diff ** 2))
+        diff = pred - target
+        self.cache = {"diff": diff}
+        return float(np.mean(diff ** 2))
 
     __call__ = forward
 
     def backward(self) -> np.ndarray:
-        _check_forward_done(self, "_diff")
-        return 2 * self._diff / self._diff.size
+        diff = self.cache["diff"]
+        return 2 * diff / diff.size

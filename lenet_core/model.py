@@ -12,11 +12,13 @@ from .layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, Tanh, _rng
 __all__ = ["Sequential", "LeNet5", "save_weights", "load_weights"]
 
 
-class Sequential:
-    """Layers applied one after another.
+class Sequential(Layer):
+    """Layers applied one after another; itself a :class:`~lenet_core.layers.Layer` (chapter 5).
 
     ``Sequential(layer, layer, ...)`` names its layers ``"0"``, ``"1"``, ...; pass ``(name, layer)``
-    pairs to choose the names. Parameters are named ``"<layer>.<param>"``, e.g. ``"C1.W"``.
+    pairs to choose the names. Parameters are named ``"<layer>.<param>"``, e.g. ``"C1.W"``; ``params``
+    and ``grads`` hold the live arrays under these names, so a Sequential can be checked, summarised
+    or nested like any layer. It keeps no cache of its own: each layer keeps its own.
     """
 
     def __init__(self, *layers):
@@ -32,13 +34,32 @@ class Sequential:
             x = layer.forward(x)
         return x
 
-    __call__ = forward
-
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """Backpropagate dL/d(output) through every layer; returns dL/d(input) and fills each ``grads``."""
         for layer in reversed(self.layers.values()):
             dout = layer.backward(dout)
         return dout
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return self.parameters()
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return self.gradients()
+
+    @property
+    def need_input_grad(self) -> bool:
+        """Whether ``backward`` returns dL/d(input): the first layer's flag (see :func:`input_grad`)."""
+        return next(iter(self.layers.values())).need_input_grad if self.layers else True
+
+    @need_input_grad.setter
+    def need_input_grad(self, needed: bool) -> None:
+        if self.layers:
+            next(iter(self.layers.values())).need_input_grad = needed
+
+    def describe(self) -> str:
+        return f"sequential of {len(self.layers)} layers"
 
     def __getitem__(self, name: str) -> Layer:
         return self.layers[name]
@@ -118,7 +139,8 @@ class Sequential:
 
 
 def LeNet5(seed=0, dtype=np.float32) -> Sequential:
-    """LeNet-5 as in the table of LeCun et al. (1998), with plain tanh and a softmax output.
+    """LeNet-5 as in the table of LeCun et al. (1998), with plain tanh and a softmax output (chapter 5;
+    chapter 11 builds the 1998 original).
 
     Input (N, 1, 32, 32) (MNIST's 28x28 zero-padded by 2) -> logits (N, 10). 61,706 parameters.
 

@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules, with PyTorch's update rules.
+"""Optimizers and learning-rate schedules, with PyTorch's update rules (chapter 6).
 
 An optimizer holds the model's live parameter arrays and updates them in place::
 
@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "Adam", "StepLR", "CosineAnnealingLR", "make_optimizer", "make_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "StepLR", "CosineAnnealingLR", "OPTIMIZERS", "SCHEDULES",
+           "make_optimizer", "make_scheduler", "check_recipe_names"]
 
 
 class Optimizer:
@@ -162,24 +163,50 @@ class CosineAnnealingLR(_Schedule):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t)) / 2
 
 
+#: The one table of optimizer names (used by :func:`make_optimizer`, :func:`lenet_core.train.fit`, the
+#: command line and :func:`lenet_core.twin.recipe_optimizer`): name -> (class name, fixed settings).
+#: The class names are PyTorch's, so the twin looks up ``torch.optim.<class name>`` with the same settings.
+OPTIMIZERS = {
+    "sgd": ("SGD", {}),
+    "momentum": ("SGD", {"momentum": 0.9, "nesterov": True}),
+    "adam": ("Adam", {}),
+}
+
+#: The one table of schedule names: name -> (class name, settings as a function of the number of
+#: epochs), or ``None`` for a constant learning rate. ``torch.optim.lr_scheduler`` has the same classes.
+SCHEDULES = {
+    "cosine": ("CosineAnnealingLR", lambda epochs: {"T_max": epochs}),
+    "step": ("StepLR", lambda epochs: {"step_size": max(1, epochs // 3), "gamma": 0.1}),
+    "none": None,
+}
+
+
+def _lookup(table: dict, kind: str, name):
+    if name not in table:
+        choices = ", ".join(repr(k) for k in table)
+        raise ValueError(f"unknown {kind} {name!r}; choose one of {choices}")
+    return table[name]
+
+
+def check_recipe_names(optimizer: str, schedule) -> None:
+    """``ValueError`` naming the problem unless ``optimizer`` is in :data:`OPTIMIZERS` and ``schedule``
+    in :data:`SCHEDULES` (or ``None``)."""
+    _lookup(OPTIMIZERS, "optimizer", optimizer)
+    _lookup(SCHEDULES, "schedule", "none" if schedule is None else schedule)
+
+
 def make_optimizer(name: str, params, lr: float, **kwargs) -> Optimizer:
-    """``"sgd"``, ``"momentum"`` (SGD, momentum 0.9, Nesterov) or ``"adam"``; unknown names are an error."""
-    if name == "sgd":
-        return SGD(params, lr, **kwargs)
-    if name == "momentum":
-        return SGD(params, lr, momentum=0.9, nesterov=True, **kwargs)
-    if name == "adam":
-        return Adam(params, lr, **kwargs)
-    raise ValueError(f"unknown optimizer {name!r}; choose 'sgd', 'momentum' or 'adam'")
+    """An optimizer from :data:`OPTIMIZERS`: ``"sgd"``, ``"momentum"`` (SGD, momentum 0.9, Nesterov) or
+    ``"adam"``; ``kwargs`` (e.g. ``weight_decay``) are passed on. Unknown names are an error. Chapter 6."""
+    cls, fixed = _lookup(OPTIMIZERS, "optimizer", name)
+    return globals()[cls](params, lr, **fixed, **kwargs)
 
 
 def make_scheduler(name, optimizer: Optimizer, epochs: int):
-    """``"cosine"`` (to 0 over ``epochs``), ``"step"`` (x0.1 every ``max(1, epochs // 3)`` epochs) or
-    ``"none"``/``None`` (returns ``None``); unknown names are an error."""
-    if name == "cosine":
-        return CosineAnnealingLR(optimizer, T_max=epochs)
-    if name == "step":
-        return StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
-    if name in ("none", None):
+    """A schedule from :data:`SCHEDULES`: ``"cosine"`` (to 0 over ``epochs``), ``"step"`` (x0.1 every
+    ``max(1, epochs // 3)`` epochs) or ``"none"``/``None`` (returns ``None``); unknown names are an error."""
+    entry = _lookup(SCHEDULES, "schedule", "none" if name is None else name)
+    if entry is None:
         return None
-    raise ValueError(f"unknown schedule {name!r}; choose 'cosine', 'step' or 'none'")
+    cls, settings = entry
+    return globals()[cls](optimizer, **settings(epochs))

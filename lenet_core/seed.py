@@ -201,12 +201,12 @@ class SeedConv2d(Conv2d):
         self.dout_padding, self.rotate_axes = dout_padding, tuple(rotate_axes)
 
     def backward(self, dout):
-        W = self.params["W"]
+        W, cache = self.params["W"], self.cache
         _, self.grads["W"], self.grads["b"] = Fn.conv2d_backward(
-            dout, self._cols, self._x_shape, W, self.stride, self.padding, need_dx=False)
+            dout, cache["cols"], cache["x_shape"], W, self.stride, self.padding, need_dx=False)
         if not self.need_input_grad:
             return None
-        return conv_input_grad_as_printed(dout, W, self._x_shape, self.dout_padding, self.rotate_axes)
+        return conv_input_grad_as_printed(dout, W, cache["x_shape"], self.dout_padding, self.rotate_axes)
 
     def extra_repr(self):
         p = "F" if self.dout_padding is None else self.dout_padding
@@ -218,7 +218,7 @@ class SeedCrossEntropy(SoftmaxCrossEntropy):
     the batch (lenet_core's :class:`SoftmaxCrossEntropy` divides by N). (N, K) -> scalar."""
 
     def backward(self):
-        return self._p - self._t
+        return self.cache["p"] - self.cache["t"]
 
 
 class SeedSGDMomentum(Optimizer):

@@ -1,5 +1,5 @@
-"""Model summaries: the architecture table of any :class:`~lenet_core.model.Sequential`, regenerated
-from the model itself, and the historical LeNet-5 of LeCun et al. (1998) counted from its rules.
+"""Model summaries (chapter 5): the architecture table of any :class:`~lenet_core.model.Sequential`,
+regenerated from the model itself, and the historical LeNet-5 of LeCun et al. (1998) counted from its rules.
 
 - :func:`summary` runs one zero image through a copy of the model and lists, per layer, its name,
   what it does, its output shape (without the batch axis), its parameter count and how that count
@@ -18,59 +18,31 @@ from typing import NamedTuple
 import numpy as np
 
 from .functional import output_size
-from .layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU, Sigmoid, Tanh
+from .layers import Layer
 
 __all__ = ["LayerRow", "ModelSummary", "summary", "describe", "parameter_formula", "C3_TABLE",
            "partial_conv_parameters", "format_connection_table", "PaperRow", "lecun1998_table",
-           "format_paper_table", "plot_parameter_counts", "plot_connection_table"]
-
-#: element-wise layers without parameters that ``merge_activations`` folds into the row before them
-ACTIVATIONS = (Tanh, ReLU, Sigmoid)
-
+           "format_paper_table"]
 
 def _shape_text(shape) -> str:
     return " x ".join(str(s) for s in shape)
 
 
 def describe(layer: Layer) -> str:
-    """A short description: ``"conv 6@5x5"``, ``"avg pool 2x2, stride 2"``, ``"linear 120->84"``, ``"tanh"``."""
-    if isinstance(layer, Conv2d):
-        kh, kw = layer.kernel_size
-        text = f"conv {layer.out_channels}@{kh}x{kw}"
-        if layer.stride != (1, 1):
-            text += f", stride {_pair_text(layer.stride)}"
-        if layer.padding != (0, 0):
-            text += f", pad {_pair_text(layer.padding)}"
-        return text
-    if isinstance(layer, (AvgPool2d, MaxPool2d)):
-        kind = "avg" if isinstance(layer, AvgPool2d) else "max"
-        kh, kw = layer.kernel_size
-        return f"{kind} pool {kh}x{kw}, stride {_pair_text(layer.stride)}"
-    if isinstance(layer, Linear):
-        return f"linear {layer.in_features}->{layer.out_features}"
-    if isinstance(layer, Flatten):
-        return "flatten"
-    if isinstance(layer, ACTIVATIONS):
-        return type(layer).__name__.lower()
-    return type(layer).__name__
+    """A short description: ``"conv 6@5x5"``, ``"avg pool 2x2, stride 2"``, ``"linear 120->84"``, ``"tanh"``.
 
-
-def _pair_text(pair) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+    Each layer says it itself (:meth:`Layer.describe`); this function is kept for the chapters.
+    """
+    return layer.describe()
 
 
 def parameter_formula(layer: Layer) -> str:
     """How the parameter count follows from the sizes, e.g. ``"6 x (1 x 5 x 5 + 1)"``; ``""`` if none.
 
-    Conv2d: ``out x (in x kh x kw + 1)``; Linear: ``out x (in + 1)`` (the ``+ 1`` is the bias).
-    Other layers with parameters list their tensors' shapes, e.g. ``"W 3x4 + b 3"``.
+    Each layer says it itself (:meth:`Layer.parameter_formula`): Conv2d ``out x (in x kh x kw + 1)``,
+    Linear ``out x (in + 1)`` (the ``+ 1`` is the bias); by default its tensors' shapes, ``"W 3x4 + b 3"``.
     """
-    if isinstance(layer, Conv2d):
-        kh, kw = layer.kernel_size
-        return f"{layer.out_channels} x ({layer.in_channels} x {kh} x {kw} + 1)"
-    if isinstance(layer, Linear):
-        return f"{layer.out_features} x ({layer.in_features} + 1)"
-    return " + ".join(f"{name} {'x'.join(map(str, p.shape))}" for name, p in layer.params.items())
+    return layer.parameter_formula()
 
 
 class LayerRow(NamedTuple):
@@ -147,11 +119,11 @@ def _format_table(header, body, total=None, right=()) -> str:
 
 
 def _named_layers(model) -> list[tuple[str, Layer]]:
-    if isinstance(model, Layer):
-        return [(type(model).__name__, model)]
     layers = getattr(model, "layers", None)
     if isinstance(layers, dict):
         return list(layers.items())
+    if isinstance(model, Layer):
+        return [(type(model).__name__, model)]
     raise TypeError(f"summary needs a Sequential or a Layer, got {type(model).__name__}")
 
 
@@ -163,7 +135,7 @@ def summary(model, input_shape, *, merge_activations: bool = False, dtype=None) 
     the model's dtype; ``model`` itself is not touched (a deep copy runs the forward pass).
 
     Returns a :class:`ModelSummary` with one :class:`LayerRow` per layer. ``merge_activations=True``
-    folds each Tanh/ReLU/Sigmoid into the row before it (``"conv 6@5x5 + tanh"``), the way the paper
+    folds each element-wise layer (Tanh, ReLU, Sigmoid: ``layer.elementwise``) into the row before it (``"conv 6@5x5 + tanh"``), the way the paper
     draws its table. A layer that cannot take its input raises ``ValueError`` naming the layer and the
     shape it received.
     """
@@ -180,7 +152,7 @@ def summary(model, input_shape, *, merge_activations: bool = False, dtype=None) 
             raise ValueError(f"layer {name!r} ({describe(layer)}) cannot take an input of shape "
                              f"{tuple(x.shape[1:])}: {e}") from e
         n_params = int(sum(p.size for p in layer.params.values()))
-        if merge_activations and isinstance(layer, ACTIVATIONS) and rows:
+        if merge_activations and layer.elementwise and rows:
             prev = rows[-1]
             rows[-1] = prev._replace(kind=f"{prev.kind} + {describe(layer)}", output_shape=tuple(x.shape[1:]))
             continue
@@ -292,55 +264,3 @@ def format_paper_table(rows: list[PaperRow]) -> str:
     total = ["total", "", "", f"{sum(r.trainable for r in rows):,}", f"{sum(r.fixed for r in rows):,}",
              f"{sum(r.connections for r in rows):,}"]
     return _format_table(header, body, total, right=(3, 4, 5))
-
-
-# ----------------------------------------------------------------------------------------------
-# Gradient checks, summarised in machine-independent text
-# ----------------------------------------------------------------------------------------------
-
-# ----------------------------------------------------------------------------------------------
-# Figures
-# ----------------------------------------------------------------------------------------------
-
-def plot_parameter_counts(model_summary: ModelSummary, title: str | None = None):
-    """Bars: the parameters of every layer that has any, each bar labelled with its count and share."""
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in model_summary if r.params]
-    if not rows:
-        raise ValueError("the model has no parameters")
-    total = model_summary.total_params
-    fig, ax = plt.subplots(figsize=(7.5, 3.6), layout="constrained")
-    bars = ax.bar([r.name for r in rows], [r.params for r in rows], color="tab:blue")
-    ax.bar_label(bars, labels=[f"{r.params:,}\n({100 * r.params / total:.1f}%)" for r in rows], fontsize=8)
-    ax.set_ylim(0, max(r.params for r in rows) * 1.25)
-    ax.set_xlabel("layer")
-    ax.set_ylabel("parameters")
-    ax.set_title(title or f"Parameters per layer (total {total:,})")
-    return fig
-
-
-def plot_connection_table(table, kernel_size: int = 5, title: str | None = None):
-    """A connection table as a grid (rows: input maps, columns: output maps), filled where connected.
-
-    Under each column: the number of input maps and the output map's parameters ``k*k*inputs + 1``.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-
-    table = np.asarray(table, dtype=bool)
-    n_in, n_out = table.shape
-    fig, ax = plt.subplots(figsize=(0.5 * n_out + 2.5, 0.5 * n_in + 2.2), layout="constrained")
-    ax.imshow(table, cmap=ListedColormap(["white", "tab:blue"]), vmin=0, vmax=1, aspect="equal")
-    ax.set_xticks(range(n_out), [f"{j}\n{table[:, j].sum()}\n{kernel_size ** 2 * table[:, j].sum() + 1}"
-                                 for j in range(n_out)], fontsize=8)
-    ax.set_yticks(range(n_in))
-    ax.set_xticks(np.arange(-0.5, n_out), minor=True)
-    ax.set_yticks(np.arange(-0.5, n_in), minor=True)
-    ax.grid(which="minor", color="grey", lw=0.5)
-    ax.tick_params(which="minor", length=0)
-    ax.set_xlabel("C3 map j  /  number of S2 inputs  /  parameters of map j")
-    ax.set_ylabel("S2 map i")
-    total = partial_conv_parameters(table, kernel_size)
-    ax.set_title(title or f"Connection table (blue: S2 map i feeds C3 map j): {total:,} parameters")
-    return fig

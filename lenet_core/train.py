@@ -1,7 +1,8 @@
-"""Mini-batch training, evaluation and prediction for a :class:`~lenet_core.model.Sequential` model.
+"""Mini-batch training, evaluation and prediction for a :class:`~lenet_core.model.Sequential` model
+(chapter 6).
 
-Inputs are prepared arrays ``(N, 1, 32, 32)`` (see :func:`lenet_core.data.prepare`) and integer
-labels ``(N,)``.
+Inputs are prepared arrays ``(N, 1, 32, 32)`` (see :func:`lenet_core.data.prepare`), or raw uint8
+digits ``(N, 28, 28)`` prepared batch by batch, and integer labels ``(N,)``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ._files import atomic_write
-from .data import batches
+from .data import batches, prepare
+from .layers import input_grad
 from .losses import SoftmaxCrossEntropy, softmax
 from .optim import make_optimizer, make_scheduler
 
-__all__ = ["History", "DivergenceError", "DIVERGENCE_FACTOR", "fit", "evaluate", "predict", "predict_proba",
-           "random_shift", "DEFAULT_RECIPE"]
+__all__ = ["History", "DivergenceError", "DIVERGENCE_FACTOR", "fit", "train_loop", "evaluate", "predict",
+           "predict_proba", "random_shift", "gather", "check_data", "DEFAULT_RECIPE"]
 
 #: what ``fit`` and ``python -m lenet_core train`` use unless told otherwise: SGD with Nesterov momentum
 #: 0.9, learning rate 0.05 decayed to 0 along a cosine over the run, L2 weight decay 5e-4 (it keeps the
@@ -39,15 +41,17 @@ class DivergenceError(FloatingPointError):
     """Training diverged: the loss became NaN/infinite or rose far above its starting value."""
 
 
-def _divergence(loss, reference, epoch, step, optimizer) -> DivergenceError | None:
-    """A :class:`DivergenceError` naming the batch and the likely cause if ``loss`` shows divergence."""
+def _divergence(loss, reference, epoch, step, settings) -> DivergenceError | None:
+    """A :class:`DivergenceError` naming the batch and the likely cause if ``loss`` shows divergence.
+
+    ``settings``: the optimizer's ``(lr, weight_decay, adaptive)`` (``adaptive`` for Adam)."""
     if math.isfinite(loss) and loss <= DIVERGENCE_FACTOR * reference:
         return None
     what = (f"became {loss}" if not math.isfinite(loss) else
             f"rose to {loss:.4g}, over {DIVERGENCE_FACTOR}x its starting value {reference:.3g},")
-    lr, wd = optimizer.lr, getattr(optimizer, "weight_decay", 0.0)
+    lr, wd, adaptive = settings
     setting = f"lr={lr:g}" + (f", weight decay {wd:g}" if wd else "")
-    if wd and not getattr(optimizer, "betas", None) and lr * wd >= 1:   # SGD: each step scales w by 1 - lr*wd
+    if wd and not adaptive and lr * wd >= 1:   # SGD: each step scales w by 1 - lr*wd
         cause = (f"the weight decay is too large: lr x weight decay = {lr * wd:.3g} >= 1 makes every step "
                  f"overshoot; try a smaller weight decay")
     else:
@@ -115,13 +119,85 @@ def random_shift(x: np.ndarray, max_shift: int, rng) -> np.ndarray:
     return windows[np.arange(n), :, dy, dx]
 
 
-def _check_data(x, y, what):
-    if x.ndim != 4:
-        raise ValueError(f"{what} images must have shape (N, C, H, W), got shape {x.shape}")
+def check_data(x, y, what: str) -> None:
+    """``ValueError`` naming ``what`` unless ``x`` holds images and ``y`` one integer label per image.
+
+    ``x``: prepared images (N, C, H, W), finite; or raw MNIST digits (N, 28, 28) uint8, which
+    :func:`fit`, :func:`evaluate` and :func:`predict` prepare batch by batch (:func:`lenet_core.data.prepare`).
+    """
+    if not (x.ndim == 4 or (x.ndim == 3 and x.dtype == np.uint8)):
+        raise ValueError(f"{what} images must have shape (N, C, H, W) (or uint8 digits (N, 28, 28)), "
+                         f"got shape {x.shape} and dtype {x.dtype}")
     if y.shape != (x.shape[0],):
         raise ValueError(f"{what}: {x.shape[0]} images but labels of shape {y.shape}")
-    if not np.all(np.isfinite(x)):
+    if x.ndim == 4 and not np.all(np.isfinite(x)):
         raise ValueError(f"{what} images contain NaN or infinite values")
+
+
+def gather(x: np.ndarray, idx, dtype) -> np.ndarray:
+    """The images ``x[idx]`` as a (n, C, H, W) array of ``dtype``; raw uint8 digits (N, 28, 28) are
+    prepared here, batch by batch, so a training set never needs to exist in float form."""
+    if x.ndim == 3:
+        return prepare(x[idx], dtype=np.dtype(dtype).type)
+    return x[idx].astype(dtype, copy=False)
+
+
+def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, optimizer_settings,
+               scheduler=None, validate=None, augment: int = 0, seed=0, quiet: bool = False,
+               progress: bool = True, history=None, on_epoch_end=None) -> History:
+    """The one training loop of both engines (:func:`fit`, :func:`lenet_core.twin.fit_torch`). Chapter 6.
+
+    Per batch: the indices come from :func:`lenet_core.data.batches`, the images from :func:`gather`
+    (``dtype``) and :func:`random_shift` (``augment`` pixels), all drawn from one
+    ``np.random.default_rng(seed)`` (a Generator is used as is); ``forward(xb, yb) -> (loss, correct,
+    classes)``; the loss is checked for divergence; ``update()`` runs backward and the optimizer step.
+    Per epoch: ``scheduler.step()``, then ``validate() -> (loss, acc)``, a row of the :class:`History`,
+    ``on_epoch_end(epoch, history)``. ``optimizer_settings() -> (lr, weight_decay, adaptive)`` reads the
+    optimizer. ``history`` (epochs already done) is continued up to ``epochs``.
+    Raises :class:`DivergenceError` (a ``FloatingPointError``) naming the likely cause as soon as a batch's
+    loss is not finite or exceeds :data:`DIVERGENCE_FACTOR` times its starting value.
+    """
+    rng = np.random.default_rng(seed)                  # a Generator is used as is
+    history = History() if history is None else history
+    done = len(history["epoch"])
+    reference = None                                     # the starting loss, for divergence
+    steps = math.ceil(len(x) / batch_size)
+    for epoch in range(done + 1, epochs + 1):
+        lr = optimizer_settings()[0]
+        start = time.perf_counter()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = None
+        if progress and not quiet:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False)
+        for step, idx in enumerate(batches(len(x), batch_size, rng=rng), 1):
+            xb = random_shift(gather(x, idx, dtype), augment, rng)
+            loss, right, classes = forward(xb, y[idx])
+            if reference is None:
+                reference = max(loss, math.log(classes)) if math.isfinite(loss) else math.inf
+            diverged = _divergence(loss, reference, epoch, step, optimizer_settings())
+            if diverged is not None:
+                raise diverged
+            update()
+            total_loss += loss * len(idx)
+            correct += right
+            seen += len(idx)
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - start
+        if scheduler is not None:
+            scheduler.step()
+        val_loss, val_acc = validate() if validate is not None else (None, None)
+        for key, value in zip(History.KEYS, (epoch, total_loss / seen, correct / seen, val_loss, val_acc,
+                                             lr, seconds)):
+            history[key].append(value)
+        if not quiet:
+            print(history.row(epoch - 1), flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
+    return history
 
 
 def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=None, loss_fn=None,
@@ -129,21 +205,23 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
         on_epoch_end=None) -> History:
     """Train ``model`` in place on images ``x`` (N, C, H, W) and labels ``y`` (N,); return a :class:`History`.
 
+    Chapter 6. ``x`` may also be raw uint8 digits (N, 28, 28), prepared batch by batch (:func:`gather`).
     Without an ``optimizer``, uses :data:`DEFAULT_RECIPE` (SGD with Nesterov momentum, weight decay
     and the recipe's schedule over ``epochs``). ``validation=(x_val, y_val)`` is evaluated after each epoch.
     ``augment=k`` shifts every training image by up to ``k`` pixels. ``seed`` fixes the batch order
     and the augmentation. ``quiet`` silences the per-epoch lines and the progress bar.
     Raises :class:`DivergenceError` (a ``FloatingPointError``) naming the likely cause as soon as a batch's
     loss is not finite or exceeds :data:`DIVERGENCE_FACTOR` times its starting value.
+    The loop itself is :func:`train_loop`, shared with the PyTorch twin.
 
     Resuming (what a checkpoint needs, :mod:`lenet_core.checkpoint`): ``history`` (a :class:`History` of the
     epochs already done) is continued from epoch ``len(history["epoch"]) + 1`` up to ``epochs``; ``seed``
     may be a ``np.random.Generator`` (used as is, so a restored generator state continues the batch order).
     ``on_epoch_end(epoch, history)`` is called after every epoch, once its row is in the history.
     """
-    _check_data(x, y, "training")
+    check_data(x, y, "training")
     if validation is not None:
-        _check_data(*validation, "validation")
+        check_data(*validation, "validation")
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     batch_size = batch_size or DEFAULT_RECIPE["batch_size"]
@@ -154,81 +232,53 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
                                    weight_decay=DEFAULT_RECIPE["weight_decay"])
         scheduler = make_scheduler(DEFAULT_RECIPE["schedule"], optimizer, epochs)
     loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
-    rng = np.random.default_rng(seed)                  # a Generator is used as is
-    history = History() if history is None else history
-    done = len(history["epoch"])
-    reference = None                                     # the starting loss, for divergence
-    dtype = model.dtype
 
-    first = next(iter(model))
-    saved_flag = getattr(first, "need_input_grad", None)
-    if saved_flag is not None:
-        first.need_input_grad = False          # nobody reads d(loss)/d(image) while training
-    try:
-        for epoch in range(done + 1, epochs + 1):
-            lr = optimizer.lr
-            start = time.perf_counter()
-            total_loss, correct, seen = 0.0, 0, 0
-            steps = math.ceil(len(x) / batch_size)
-            bar = None
-            if progress and not quiet:
-                from tqdm.auto import tqdm
-                bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False)
-            for step, idx in enumerate(batches(len(x), batch_size, rng=rng), 1):
-                xb = x[idx].astype(dtype, copy=False)
-                xb = random_shift(xb, augment, rng)
-                logits = model.forward(xb)
-                loss = loss_fn.forward(logits, y[idx])
-                if reference is None:
-                    reference = max(loss, math.log(logits.shape[1])) if math.isfinite(loss) else math.inf
-                diverged = _divergence(loss, reference, epoch, step, optimizer)
-                if diverged is not None:
-                    raise diverged
-                model.backward(loss_fn.backward())
-                optimizer.step(model.gradients())
-                total_loss += loss * len(idx)
-                correct += int((logits.argmax(axis=1) == y[idx]).sum())
-                seen += len(idx)
-                if bar is not None:
-                    bar.update()
-            if bar is not None:
-                bar.close()
-            seconds = time.perf_counter() - start
-            if scheduler is not None:
-                scheduler.step()
-            val_loss, val_acc = evaluate(model, *validation, loss_fn=loss_fn) if validation else (None, None)
-            for key, value in zip(History.KEYS, (epoch, total_loss / seen, correct / seen, val_loss, val_acc,
-                                                 lr, seconds)):
-                history[key].append(value)
-            if not quiet:
-                print(history.row(epoch - 1), flush=True)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, history)
-    finally:
-        if saved_flag is not None:
-            first.need_input_grad = saved_flag
-    return history
+    def forward(xb, yb):
+        logits = model.forward(xb)
+        return loss_fn.forward(logits, yb), int((logits.argmax(axis=1) == yb).sum()), logits.shape[1]
+
+    def update():
+        model.backward(loss_fn.backward())
+        optimizer.step(model.gradients())
+
+    def settings():
+        return optimizer.lr, getattr(optimizer, "weight_decay", 0.0), hasattr(optimizer, "betas")
+
+    def validate():
+        return evaluate(model, *validation, loss_fn=loss_fn)
+
+    with input_grad(model, False):                 # nobody reads d(loss)/d(image) while training
+        return train_loop(forward, update, x, y, epochs=epochs, batch_size=batch_size, dtype=model.dtype,
+                          optimizer_settings=settings, scheduler=scheduler,
+                          validate=validate if validation is not None else None, augment=augment,
+                          seed=seed, quiet=quiet, progress=progress, history=history,
+                          on_epoch_end=on_epoch_end)
+
+
+#: images per forward pass when evaluating: the convolutions' scratch buffers grow to the largest batch
+#: they see and are kept, so 256 (not 1000) keeps a training run's memory low at the same speed
+EVAL_BATCH = 256
 
 
 def _logits(model, x, batch_size):
     dtype = model.dtype
-    return np.concatenate([model.forward(x[i:i + batch_size].astype(dtype, copy=False))
+    return np.concatenate([model.forward(gather(x, slice(i, i + batch_size), dtype))
                            for i in range(0, len(x), batch_size)])
 
 
-def predict_proba(model, x, batch_size=1000) -> np.ndarray:
+def predict_proba(model, x, batch_size=EVAL_BATCH) -> np.ndarray:
     """Class probabilities (N, 10) for images (N, C, H, W), computed in batches."""
     return softmax(_logits(model, x, batch_size))
 
 
-def predict(model, x, batch_size=1000) -> np.ndarray:
+def predict(model, x, batch_size=EVAL_BATCH) -> np.ndarray:
     """Predicted class labels (N,) for images (N, C, H, W)."""
     return _logits(model, x, batch_size).argmax(axis=1)
 
 
-def evaluate(model, x, y, batch_size=1000, loss_fn=None) -> tuple[float, float]:
+def evaluate(model, x, y, batch_size=EVAL_BATCH, loss_fn=None) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` on images ``x`` (N, C, H, W) and labels ``y`` (N,)."""
-    _check_data(x, y, "evaluation")
+    check_data(x, y, "evaluation")
     logits = _logits(model, x, batch_size)
     loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
     return loss_fn.forward(logits, y), float((logits.argmax(axis=1) == y).mean())

@@ -1,5 +1,5 @@
-"""The PyTorch twin of :func:`lenet_core.model.LeNet5`: the same function, with weights copied both ways,
-and trained with the same recipe.
+"""The PyTorch twin of :func:`lenet_core.model.LeNet5` (chapter 8): the same function, with weights copied
+both ways, and trained with the same recipe.
 
 ``TorchLeNet5`` has the same layers, names and weight layouts as the scratch model (conv weights
 ``(out, in, kh, kw)``, linear weights ``(out, in)``), so copying is a one-to-one assignment:
@@ -16,7 +16,6 @@ recipe for either side, so a comparison can hand both sides exactly the same set
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
@@ -24,7 +23,6 @@ from torch import nn
 
 from . import optim as _optim
 from . import train as _train
-from .data import batches
 from .model import LeNet5, Sequential
 
 __all__ = ["TorchLeNet5", "to_torch", "from_torch", "torch_name", "scratch_name",
@@ -111,17 +109,15 @@ def resolve_recipe(recipe: dict | None = None) -> dict:
     if unknown:
         raise ValueError(f"recipe keys {unknown} are not mirrored by lenet_core.twin "
                          f"(known: {list(RECIPE_KEYS)}); extend fit_torch before using them")
-    if merged["optimizer"] not in ("sgd", "momentum", "adam"):
-        raise ValueError(f"unknown optimizer {merged['optimizer']!r}; choose 'sgd', 'momentum' or 'adam'")
-    if merged["schedule"] not in ("cosine", "step", "none", None):
-        raise ValueError(f"unknown schedule {merged['schedule']!r}; choose 'cosine', 'step' or 'none'")
+    _optim.check_recipe_names(merged["optimizer"], merged["schedule"])
     return merged
 
 
 def recipe_optimizer(model, epochs: int, recipe: dict | None = None):
     """``(optimizer, scheduler)`` of a recipe, for a scratch :class:`Sequential` or a torch module.
 
-    The mapping, identical on both sides (``scheduler`` is ``None`` for schedule ``"none"``):
+    Both sides read the same tables, :data:`lenet_core.optim.OPTIMIZERS` and :data:`~lenet_core.optim.SCHEDULES`
+    (``scheduler`` is ``None`` for schedule ``"none"``):
 
     ============ ======================================= ==========================================
     recipe       lenet_core.optim                        torch.optim
@@ -138,34 +134,31 @@ def recipe_optimizer(model, epochs: int, recipe: dict | None = None):
     """
     r = resolve_recipe(recipe)
     lr, wd, name, schedule = r["lr"], r["weight_decay"], r["optimizer"], r["schedule"]
-    if isinstance(model, nn.Module):
-        params = model.parameters()
-        opt = {"sgd": lambda: torch.optim.SGD(params, lr=lr, weight_decay=wd),
-               "momentum": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd),
-               "adam": lambda: torch.optim.Adam(params, lr=lr, weight_decay=wd)}[name]()
-        sched = {"cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
-                 "step": lambda: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1)}
-    else:
+    if not isinstance(model, nn.Module):
         opt = _optim.make_optimizer(name, model.parameters(), lr, weight_decay=wd)
         return opt, _optim.make_scheduler(schedule, opt, epochs)
-    return opt, sched.get(schedule, lambda: None)()
+    cls, fixed = _optim.OPTIMIZERS[name]                    # the same table, torch's classes
+    opt = getattr(torch.optim, cls)(model.parameters(), lr=lr, weight_decay=wd, **fixed)
+    entry = _optim.SCHEDULES["none" if schedule is None else schedule]
+    if entry is None:
+        return opt, None
+    cls, settings = entry
+    return opt, getattr(torch.optim.lr_scheduler, cls)(opt, **settings(epochs))
 
 
 def _module_dtype(module: nn.Module) -> torch.dtype:
     return next(module.parameters()).dtype
 
 
-def _as_tensor(x: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x)).to(dtype)
-
-
 def evaluate_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``module`` on images ``x`` (N, 1, 32, 32) and labels ``y`` (N,),
     as :func:`lenet_core.train.evaluate` (computed in the module's dtype, without gradients)."""
-    _train._check_data(x, y, "evaluation")
+    _train.check_data(x, y, "evaluation")
     dtype = _module_dtype(module)
     with torch.no_grad():
-        logits = torch.cat([module(_as_tensor(x[i:i + batch_size], dtype)) for i in range(0, len(x), batch_size)])
+        np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        logits = torch.cat([module(torch.from_numpy(_train.gather(x, slice(i, i + batch_size), np_dtype)))
+                            for i in range(0, len(x), batch_size)])
         labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
         loss = nn.functional.cross_entropy(logits, labels).item()
         acc = (logits.argmax(dim=1) == labels).double().mean().item()
@@ -173,7 +166,8 @@ def evaluate_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: 
 
 
 def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 10, recipe: dict | None = None,
-              optimizer=None, scheduler=None, validation=None, seed: int = 0, quiet: bool = True) -> _train.History:
+              optimizer=None, scheduler=None, validation=None, seed=0, quiet: bool = True, history=None,
+              on_epoch_end=None) -> _train.History:
     """Train a torch ``module`` in place exactly as :func:`lenet_core.train.fit` trains a scratch model.
 
     x: prepared images (N, 1, 32, 32) (:func:`lenet_core.data.prepare`), y: labels (N,); both NumPy.
@@ -181,18 +175,19 @@ def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 
     :func:`resolve_recipe`) and sets the optimizer, learning rate, weight decay, batch size, schedule
     and augmentation; ``optimizer``/``scheduler`` (torch objects) override the recipe's.
 
-    Same as ``fit``: one ``np.random.default_rng(seed)`` drives :func:`lenet_core.data.batches` and
+    It runs the same loop as ``fit``, :func:`lenet_core.train.train_loop`: one
+    ``np.random.default_rng(seed)`` drives :func:`lenet_core.data.batches` and
     then :func:`lenet_core.train.random_shift` batch after batch (so seed and ``augment`` give the same
     images in the same order), the loss is the mean cross-entropy of each batch, ``loss`` and
     ``train_acc`` are running averages over the epoch, the schedule steps once per epoch, then
     ``validation=(x_val, y_val)`` is evaluated. Computation happens in the module's dtype.
     Returns a :class:`lenet_core.train.History` (keys ``epoch, loss, train_acc, val_loss, val_acc,
     lr, seconds``; ``seconds`` is training time only). Raises ``FloatingPointError`` when the loss
-    stops being finite.
+    stops being finite. ``history`` and ``on_epoch_end`` continue a run and report each epoch, as in ``fit``.
     """
-    _train._check_data(x, y, "training")
+    _train.check_data(x, y, "training")
     if validation is not None:
-        _train._check_data(*validation, "validation")
+        _train.check_data(*validation, "validation")
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     r = resolve_recipe(recipe)
@@ -200,38 +195,29 @@ def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 
         if scheduler is not None:
             raise ValueError("a scheduler needs the optimizer it drives: pass optimizer= as well")
         optimizer, scheduler = recipe_optimizer(module, epochs, r)
-    batch_size, augment = r["batch_size"], r["augment"]
     dtype = _module_dtype(module)
-    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-    rng = np.random.default_rng(seed)
-    history = _train.History()
+
+    state = {}
+
+    def forward(xb, yb):
+        labels = torch.from_numpy(np.asarray(yb, dtype=np.int64))
+        logits = module(torch.from_numpy(np.ascontiguousarray(xb)))
+        state["loss"] = loss = nn.functional.cross_entropy(logits, labels)
+        return loss.item(), int((logits.detach().argmax(dim=1) == labels).sum()), logits.shape[1]
+
+    def update():
+        optimizer.zero_grad(set_to_none=True)
+        state.pop("loss").backward()
+        optimizer.step()
+
+    def settings():
+        group = optimizer.param_groups[0]
+        return group["lr"], group.get("weight_decay", 0.0), "betas" in group
+
     module.train()
-    for epoch in range(1, epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
-        start = time.perf_counter()
-        total_loss, correct, seen = 0.0, 0, 0
-        for step, idx in enumerate(batches(len(x), batch_size, rng=rng), 1):
-            xb = _train.random_shift(x[idx].astype(np_dtype, copy=False), augment, rng)
-            yb = torch.from_numpy(np.asarray(y[idx], dtype=np.int64))
-            logits = module(_as_tensor(xb, dtype))
-            loss = nn.functional.cross_entropy(logits, yb)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"training loss became {value} at epoch {epoch}, batch {step} "
-                                         f"(lr={optimizer.param_groups[0]['lr']:g}); try a smaller learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += value * len(idx)
-            correct += int((logits.detach().argmax(dim=1) == yb).sum())
-            seen += len(idx)
-        seconds = time.perf_counter() - start
-        if scheduler is not None:
-            scheduler.step()
-        val_loss, val_acc = evaluate_torch(module, *validation) if validation is not None else (None, None)
-        for key, value in zip(_train.History.KEYS, (epoch, total_loss / seen, correct / seen, val_loss, val_acc,
-                                                    lr, seconds)):
-            history[key].append(value)
-        if not quiet:
-            print(history.row(epoch - 1), flush=True)
-    return history
+    return _train.train_loop(forward, update, x, y, epochs=epochs, batch_size=r["batch_size"],
+                             dtype=torch.empty(0, dtype=dtype).numpy().dtype,
+                             optimizer_settings=settings, scheduler=scheduler,
+                             validate=(lambda: evaluate_torch(module, *validation)) if validation is not None else None,
+                             augment=r["augment"], seed=seed, quiet=quiet, progress=False, history=history,
+                             on_epoch_end=on_epoch_end)

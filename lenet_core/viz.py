@@ -1,4 +1,4 @@
-"""Plotting helpers for the chapters of *LeNet-5 from Scratch*.
+"""Plotting helpers for the chapters of *LeNet-5 from Scratch*: every figure, none of the computation.
 
 Every function returns a :class:`matplotlib.figure.Figure` whose axes carry a title and either
 axis labels or ``axis("off")`` (for images), with a colour bar wherever the pixel values matter.
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import matplotlib.pyplot as plt
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 
-# Each section below extends __all__ with its own names (``__all__ += [...]``), so helpers for a
-# new chapter are added by appending a section, without touching the others.
+# Sections by topic; each ends by adding its names to __all__.
 __all__: list[str] = []
 
 
@@ -176,7 +176,7 @@ def plot_value_histograms(arrays, titles, *, suptitle: str | None = None, bins: 
 __all__ += ["show_images", "plot_matrices", "plot_value_histograms"]
 
 
-# --- Chapter 1: MNIST -------------------------------------------------------------------------
+# --- Digits and data sets (chapter 1) ---------------------------------------------------------
 
 def plot_digit_grid(images, labels, *, per_class: int = 10, num_classes: int = 10, rng=0) -> Figure:
     """A ``num_classes`` x ``per_class`` grid of digits: row ``k`` shows random examples of class ``k``.
@@ -313,7 +313,7 @@ __all__ += ["plot_digit_grid", "plot_pixel_values", "plot_class_counts", "plot_r
             "plot_one_hot"]
 
 
-# --- Chapter 2: convolution -------------------------------------------------------------------
+# --- Kernels and convolution (chapter 2) ------------------------------------------------------
 
 def classic_kernels() -> dict[str, np.ndarray]:
     """The hand-made kernels of chapter 2, by name: edges (Sobel x/y, Laplacian), blur (box,
@@ -335,12 +335,12 @@ def filter2d(image, kernel) -> np.ndarray:
 
     A thin wrapper around :func:`lenet_core.functional.conv2d` (one image, one channel, one filter).
     """
-    from . import functional as Fn
+    from . import functional
 
     img, k = _as_2d("image", image), _as_2d("kernel", kernel)
     if k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
         raise ValueError(f"kernel must have odd height and width, got shape {k.shape}")
-    out, _ = Fn.conv2d(img[None, None], k[None, None], np.zeros(1), padding=(k.shape[0] // 2, k.shape[1] // 2))
+    out, _ = functional.conv2d(img[None, None], k[None, None], np.zeros(1), padding=(k.shape[0] // 2, k.shape[1] // 2))
     return out[0, 0]
 
 
@@ -434,15 +434,15 @@ def plot_kernel_gallery(images, kernels: dict, *, row_labels=None) -> Figure:
 __all__ += ["classic_kernels", "filter2d", "plot_kernel_responses", "kernel_explorer_figure", "plot_kernel_gallery"]
 
 
-# --- Chapter 3: pooling -----------------------------------------------------------------------
+# --- Pooling windows (chapter 3) --------------------------------------------------------------
 
 _WINDOW_COLOURS = plt.get_cmap("tab10").colors
 
 
 def _pool(x2d, kernel_size, stride, mode):
-    from . import functional as Fn
+    from . import functional
 
-    out, cache = Fn.pool2d(x2d[None, None], kernel_size, stride, mode)
+    out, cache = functional.pool2d(x2d[None, None], kernel_size, stride, mode)
     return out[0, 0], cache
 
 
@@ -482,14 +482,14 @@ def plot_pool_backward(x, dout, kernel_size: int, stride: int | None = None, mod
     For max pooling the cells that received gradient (the first maximum of each window) are framed
     in red on the input.
     """
-    from . import functional as Fn
+    from . import functional
 
     x, dout = _as_2d("x", x), _as_2d("dout", dout)
     s = kernel_size if stride is None else stride
     out, cache = _pool(x, kernel_size, s, mode)
     if dout.shape != out.shape:
         raise ValueError(f"dout must have the pooled shape {out.shape}, got {dout.shape}")
-    dx = Fn.pool2d_backward(dout[None, None], cache, (1, 1) + x.shape, kernel_size, s, mode)[0, 0]
+    dx = functional.pool2d_backward(dout[None, None], cache, (1, 1) + x.shape, kernel_size, s, mode)[0, 0]
     winners = None
     if mode == "max":
         winners = np.zeros(x.shape, dtype=bool)
@@ -547,10 +547,7 @@ def plot_pool_gallery(image, kernel_sizes=(2, 3), strides=(1, 2, 3), modes=("avg
 __all__ += ["plot_pool_windows", "plot_pool_backward", "pool_explorer_figure", "plot_pool_gallery"]
 
 
-# --- (other chapters append below this line) --------------------------------------------------
-
-
-# --- Chapter 4: backpropagation (appended by the ch04/ch05 author) -----------------------------
+# --- Computation graphs (chapter 4) -----------------------------------------------------------
 
 def plot_computation_graph(nodes, edges, *, title: str = "Computation graph", fmt: str = "{:.4f}",
                            grad_name: str = "L") -> Figure:
@@ -603,9 +600,7 @@ def plot_computation_graph(nodes, edges, *, title: str = "Computation graph", fm
 __all__ += ["plot_computation_graph"]
 
 
-# ----------------------------------------------------------------------------------------------
-# Chapter 6: training (loss curves, histories, confusion matrix, mistakes, filters, feature maps)
-# ----------------------------------------------------------------------------------------------
+# --- Training: losses, histories, mistakes, filters, feature maps (chapters 6 and 8) ----------
 
 def moving_average(values, window: int) -> np.ndarray:
     """Trailing moving average of a 1-D sequence, same length: entry i averages the last
@@ -837,9 +832,7 @@ __all__ += ["moving_average", "plot_loss_curves", "plot_history", "plot_confusio
             "plot_filters", "plot_feature_maps"]
 
 
-# ----------------------------------------------------------------------------------------------
-# Chapter 8: the PyTorch twin (time per epoch of two training runs)
-# ----------------------------------------------------------------------------------------------
+# --- Two engines side by side: time per epoch, overlaid histories (chapter 8) -----------------
 
 def plot_epoch_seconds(histories, *, title: str = "Training time per epoch") -> Figure:
     """Grouped bars of the training seconds of each epoch, one colour per history (``{name: history}``),
@@ -912,3 +905,233 @@ def plot_history_overlay(histories: dict, *, title: str = "Training histories") 
 
 
 __all__ += ["plot_history_overlay"]
+
+
+# --- Architecture: parameters per layer, connection tables (chapters 5 and 11) ----------------
+
+def plot_parameter_counts(model_summary: ModelSummary, title: str | None = None):
+    """Bars: the parameters of every layer that has any, each bar labelled with its count and share."""
+
+    rows = [r for r in model_summary if r.params]
+    if not rows:
+        raise ValueError("the model has no parameters")
+    total = model_summary.total_params
+    fig, ax = plt.subplots(figsize=(7.5, 3.6), layout="constrained")
+    bars = ax.bar([r.name for r in rows], [r.params for r in rows], color="tab:blue")
+    ax.bar_label(bars, labels=[f"{r.params:,}\n({100 * r.params / total:.1f}%)" for r in rows], fontsize=8)
+    ax.set_ylim(0, max(r.params for r in rows) * 1.25)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("parameters")
+    ax.set_title(title or f"Parameters per layer (total {total:,})")
+    return fig
+
+
+def plot_connection_table(table, kernel_size: int = 5, title: str | None = None):
+    """A connection table as a grid (rows: input maps, columns: output maps), filled where connected.
+
+    Under each column: the number of input maps and the output map's parameters ``k*k*inputs + 1``.
+    """
+
+    table = np.asarray(table, dtype=bool)
+    n_in, n_out = table.shape
+    fig, ax = plt.subplots(figsize=(0.5 * n_out + 2.5, 0.5 * n_in + 2.2), layout="constrained")
+    ax.imshow(table, cmap=ListedColormap(["white", "tab:blue"]), vmin=0, vmax=1, aspect="equal")
+    ax.set_xticks(range(n_out), [f"{j}\n{table[:, j].sum()}\n{kernel_size ** 2 * table[:, j].sum() + 1}"
+                                 for j in range(n_out)], fontsize=8)
+    ax.set_yticks(range(n_in))
+    ax.set_xticks(np.arange(-0.5, n_out), minor=True)
+    ax.set_yticks(np.arange(-0.5, n_in), minor=True)
+    ax.grid(which="minor", color="grey", lw=0.5)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("C3 map j  /  number of S2 inputs  /  parameters of map j")
+    ax.set_ylabel("S2 map i")
+    from .summary import partial_conv_parameters
+
+    total = partial_conv_parameters(table, kernel_size)
+    ax.set_title(title or f"Connection table (blue: S2 map i feeds C3 map j): {total:,} parameters")
+    return fig
+
+
+__all__ += ["plot_parameter_counts", "plot_connection_table"]
+
+
+# --- Attributions: maps, the path, convergence (chapters 9 and 10) ----------------------------
+
+def plot_attribution(image, attribution, *, title: str | None = None, cmap: str = "RdBu_r",
+                     contour: float = 0.25, axes=None):
+    """Three panels: the digit, the signed attribution heat map, and the attribution over the digit.
+
+    image, attribution: ``(32, 32)``, ``(1, 32, 32)`` (or ``(28, 28)``) arrays of the same shape.
+    The digit is drawn in grey (white ink on black, as MNIST); the heat map uses the diverging
+    ``cmap`` on limits ``+-max|attribution|`` so 0 is its centre colour, with a colour bar. The
+    overlay draws the attribution over the grey digit, opaque where it is large, and outlines the
+    regions above ``contour * max|attribution|`` with solid (positive) and dashed (negative) lines,
+    so the sign survives a greyscale print. Every panel has a title and axis labels.
+    ``axes``: three matplotlib axes to draw into (a new figure otherwise). Returns the figure.
+    """
+
+    img = np.squeeze(np.asarray(image, dtype=np.float64))
+    att = np.squeeze(np.asarray(attribution, dtype=np.float64))
+    if img.ndim != 2 or att.shape != img.shape:
+        raise ValueError(f"image and attribution must be one 2-D image each of the same shape, "
+                         f"got {np.shape(image)} and {np.shape(attribution)}")
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), constrained_layout=True)
+    else:
+        fig = axes[0].figure
+    lim = float(np.abs(att).max()) or 1.0
+    norm = Normalize(-lim, lim)
+    ax0, ax1, ax2 = axes
+    ax0.imshow(img, cmap="gray")
+    ax0.set_title("input digit")
+    im = ax1.imshow(att, cmap=cmap, norm=norm)
+    ax1.set_title("signed attribution (centred at 0)")
+    fig.colorbar(im, ax=ax1, fraction=0.046, pad=0.04, label="attribution")
+    ax2.imshow(img, cmap="gray")
+    rgba = plt.get_cmap(cmap)(norm(att))
+    rgba[..., 3] = np.clip(np.abs(att) / lim, 0, 1) ** 0.5
+    ax2.imshow(rgba)
+    if contour and np.any(np.abs(att) >= contour * lim):
+        levels = contour * lim
+        if att.max() >= levels:
+            ax2.contour(att, levels=[levels], colors="k", linewidths=1.0, linestyles="solid")
+        if att.min() <= -levels:
+            ax2.contour(att, levels=[-levels], colors="k", linewidths=1.0, linestyles="dashed")
+    ax2.set_title("overlay (solid +, dashed -)")
+    for ax in axes:
+        ax.set_xlabel("x (pixel)")
+        ax.set_ylabel("y (pixel)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+
+def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, notes=None,
+                          title: str | None = None, image_title: str = "input", cmap: str = "RdBu_r",
+                          size: float = 2.1):
+    """A grid of attribution maps: one row per digit, the digit in grey first, then one map per column.
+
+    images: R digits, ``(R, 32, 32)`` or ``(R, 1, 32, 32)``. attributions: ``(R, C, 32, 32)`` or
+    ``(R, C, 1, 32, 32)``, C maps per digit (e.g. one per baseline, or per class).
+    col_labels: C column titles; row_labels: R titles for the digits (default ``image_title``);
+    notes: optional R x C strings added under each map's title (e.g. the sum of the attributions).
+    Every map has its own diverging colour scale ``+-max|map|``, so 0 is always the centre colour
+    (white for ``RdBu_r``: red pushes F up, blue pulls it down), and its own colour bar. Returns the figure.
+    """
+
+    imgs = np.asarray(images, dtype=np.float64)
+    att = np.asarray(attributions, dtype=np.float64)
+    if imgs.ndim == 4 and imgs.shape[1] == 1:
+        imgs = imgs[:, 0]
+    if att.ndim == 5 and att.shape[2] == 1:
+        att = att[:, :, 0]
+    if imgs.ndim != 3 or len(imgs) == 0:
+        raise ValueError(f"images must have shape (R, 32, 32) or (R, 1, 32, 32), got {np.shape(images)}")
+    r = len(imgs)
+    if att.ndim != 4 or att.shape[0] != r or att.shape[2:] != imgs.shape[1:] or att.shape[1] == 0:
+        raise ValueError(f"attributions must have shape (R, C, H, W) = ({r}, C, {imgs.shape[1]}, {imgs.shape[2]}) "
+                         f"for {r} images of {imgs.shape[1:]}, got {np.shape(attributions)}")
+    c = att.shape[1]
+    col_labels = list(col_labels)
+    if len(col_labels) != c:
+        raise ValueError(f"col_labels needs {c} entries (one per column of maps), got {len(col_labels)}")
+    row_labels = [image_title] * r if row_labels is None else list(row_labels)
+    if len(row_labels) != r:
+        raise ValueError(f"row_labels needs {r} entries (one per image), got {len(row_labels)}")
+    if notes is not None:
+        notes = [list(row) for row in notes]
+        if len(notes) != r or any(len(row) != c for row in notes):
+            raise ValueError(f"notes must be {r} rows of {c} strings")
+    fig, axes = plt.subplots(r, c + 1, figsize=(size * (c + 1) + 0.55 * c, size * r + 0.35 * (r + 1)),
+                             squeeze=False, layout="constrained")
+    for i in range(r):
+        ax = axes[i, 0]
+        ax.imshow(imgs[i], cmap="gray", interpolation="nearest")
+        ax.set_title(row_labels[i], fontsize=9)
+        ax.axis("off")
+        for j in range(c):
+            ax = axes[i, j + 1]
+            a = att[i, j]
+            lim = float(np.abs(a).max()) or 1.0
+            im = ax.imshow(a, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+            label = col_labels[j] if notes is None else f"{col_labels[j]}\n{notes[i][j]}"
+            ax.set_title(label, fontsize=9)
+            ax.axis("off")
+            cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+            cb.ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_path_outputs(alphas, curves: dict, *, title: str = "F along the straight path from the baseline",
+                      xlabel: str = "α  (0 = baseline, 1 = the digit)"):
+    """One panel per entry of ``curves`` (``{y-axis label: values (len(alphas),)}``): F along the path.
+
+    Each panel draws the values against ``alphas`` with dots, labels its axes and is titled with its label.
+    """
+
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if alphas.ndim != 1 or len(alphas) < 2:
+        raise ValueError(f"alphas must be a 1-D array of at least 2 points, got shape {alphas.shape}")
+    if not curves:
+        raise ValueError("curves is empty")
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.5), squeeze=False,
+                             layout="constrained")
+    for ax, (label, values) in zip(axes[0], curves.items()):
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != alphas.shape:
+            raise ValueError(f"curve {label!r} has shape {values.shape}, alphas {alphas.shape}")
+        ax.plot(alphas, values, "o-", ms=3)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_convergence(steps, rel_deltas: dict, *, title: str = "Convergence of Integrated Gradients",
+                     reference: bool = True, floor: float = 1e-16):
+    """Relative convergence delta against the number of steps, on log-log axes.
+
+    steps: the step counts ``(S,)``; rel_deltas: ``{method: array (S, N)}``, ``|delta| / |F(x) - F(x')|``
+    for N digits at each step count. Each method is drawn as its mean over the digits (a line with
+    markers) and the range from the smallest to the largest digit (a band). Values below ``floor``
+    (rounding error of float64) are drawn at ``floor``. With ``reference``, dotted guides of slope
+    -1 and -2 (errors falling as 1/steps and 1/steps^2) are drawn through the first point.
+    """
+
+    steps = np.asarray(steps, dtype=np.float64)
+    if steps.ndim != 1 or len(steps) < 2 or np.any(steps <= 0):
+        raise ValueError(f"steps must be at least 2 positive step counts, got {steps}")
+    if not rel_deltas:
+        raise ValueError("rel_deltas is empty")
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
+    top = 0.0
+    for method, values in rel_deltas.items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or values.shape[0] != len(steps) or values.shape[1] == 0:
+            raise ValueError(f"rel_deltas[{method!r}] must have shape ({len(steps)}, N), got {values.shape}")
+        if np.any(values < 0) or not np.all(np.isfinite(values)):
+            raise ValueError(f"rel_deltas[{method!r}] must be finite and >= 0 (use |delta| / |F(x) - F(x')|)")
+        v = np.maximum(values, floor)
+        line, = ax.plot(steps, v.mean(axis=1), "o-", label=f"{method} (mean)")
+        ax.fill_between(steps, v.min(axis=1), v.max(axis=1), color=line.get_color(), alpha=0.18)
+        top = max(top, float(v.mean(axis=1)[0]))
+    if reference and top > 0:
+        for power, style in ((1, ":"), (2, "--")):
+            ax.plot(steps, top * (steps[0] / steps) ** power, color="grey", ls=style, lw=1,
+                    label=f"slope -{power} (∝ 1/steps{'²' if power == 2 else ''})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("steps (points on the path)")
+    ax.set_ylabel("|delta| / |F(x) - F(baseline)|")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+__all__ += ["plot_attribution", "plot_attribution_grid", "plot_path_outputs", "plot_convergence"]

@@ -1,5 +1,5 @@
 """Integrated Gradients on the scratch LeNet-5: captum's quadrature, agreement with captum on the twin,
-completeness on the trained model, baselines, the plot, and clear errors for bad input (real MNIST)."""
+completeness on the trained model, baselines, and clear errors for bad input (real MNIST)."""
 
 import matplotlib
 
@@ -14,7 +14,7 @@ from captum.attr._utils.approximation_methods import approximation_parameters  #
 
 from lenet_core import LeNet5, load_weights  # noqa: E402
 from lenet_core.attribution import (METHODS, gaussian_blur, integrated_gradients, make_baseline,  # noqa: E402
-                                    model_output, output_gradient, plot_attribution, quadrature,
+                                    model_output, output_gradient, quadrature,
                                     torch_forward)
 from lenet_core.data import MNIST_MEAN, MNIST_STD, prepare  # noqa: E402
 from lenet_core.twin import to_torch  # noqa: E402
@@ -239,122 +239,3 @@ def test_bad_input_raises_clear_errors(digits):
         make_baseline("gray", x)
     with pytest.raises(ValueError, match="'mean' baseline needs images="):
         make_baseline("mean", x)
-
-
-# ----------------------------------------------------------------------------------------------
-# The figure
-# ----------------------------------------------------------------------------------------------
-
-def test_plot_attribution_labels_every_panel(trained, digits):
-    x, label = digits[0][0], int(digits[1][0])
-    attr, _ = integrated_gradients(trained, x, label, steps=16, method="gausslegendre")
-    fig = plot_attribution(x, attr, title=f"Integrated Gradients for a {label}")
-    try:
-        panels, colorbars = fig.axes[:3], fig.axes[3:]
-        assert len(panels) == 3 and len(colorbars) == 1
-        for ax in panels:
-            assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
-        assert colorbars[0].get_ylabel() == "attribution"
-        norm = panels[1].images[0].norm
-        assert norm.vmin == -norm.vmax == -np.abs(attr).max()      # centred at 0
-        assert fig._suptitle.get_text() == f"Integrated Gradients for a {label}"
-    finally:
-        plt.close(fig)
-    with pytest.raises(ValueError, match="same shape"):
-        plot_attribution(x, attr[:, :28, :28])
-
-
-# ----------------------------------------------------------------------------------------------
-# The chapter's other figures
-# ----------------------------------------------------------------------------------------------
-
-def test_plot_attribution_grid_centres_every_map_at_zero():
-    from lenet_core.attribution import plot_attribution_grid
-
-    rng = np.random.default_rng(0)
-    images = rng.normal(size=(2, 1, 32, 32))
-    maps = rng.normal(size=(2, 3, 1, 32, 32))
-    maps[1, 2] *= 5
-    fig = plot_attribution_grid(images, maps, col_labels=["a", "b", "c"], row_labels=["first", "second"],
-                                notes=[["n00", "n01", "n02"], ["n10", "n11", "n12"]], title="grid")
-    try:
-        panels = [ax for ax in fig.axes if ax.images]
-        colorbars = [ax for ax in fig.axes if not ax.images]
-        assert len(panels) == 2 * 4 and len(colorbars) == 2 * 3           # one colour bar per map
-        assert fig._suptitle.get_text() == "grid"
-        assert panels[0].get_title() == "first" and panels[4].get_title() == "second"
-        assert panels[1].get_title() == "a\nn00" and panels[7].get_title() == "c\nn12"
-        for r in range(2):
-            for c in range(3):
-                norm = panels[4 * r + c + 1].images[0].norm
-                assert norm.vmin == -norm.vmax == -np.abs(maps[r, c]).max()
-        assert np.array_equal(panels[7].images[0].get_array(), maps[1, 2, 0])
-    finally:
-        plt.close(fig)
-
-
-def test_plot_attribution_grid_rejects_mismatched_input():
-    from lenet_core.attribution import plot_attribution_grid
-
-    images, maps = np.zeros((2, 32, 32)), np.zeros((2, 3, 32, 32))
-    with pytest.raises(ValueError, match="attributions must have shape"):
-        plot_attribution_grid(images, maps[:1], col_labels="abc")
-    with pytest.raises(ValueError, match="attributions must have shape"):
-        plot_attribution_grid(images, maps[..., :28, :28], col_labels="abc")
-    with pytest.raises(ValueError, match="col_labels needs 3 entries"):
-        plot_attribution_grid(images, maps, col_labels=["a", "b"])
-    with pytest.raises(ValueError, match="row_labels needs 2 entries"):
-        plot_attribution_grid(images, maps, col_labels="abc", row_labels=["x"])
-    with pytest.raises(ValueError, match="notes must be 2 rows of 3 strings"):
-        plot_attribution_grid(images, maps, col_labels="abc", notes=[["1", "2", "3"]])
-    with pytest.raises(ValueError, match="images must have shape"):
-        plot_attribution_grid(np.zeros((32, 32)), maps, col_labels="abc")
-    plt.close("all")
-
-
-def test_plot_path_outputs_draws_one_labelled_panel_per_curve():
-    from lenet_core.attribution import plot_path_outputs
-
-    alphas = np.linspace(0, 1, 11)
-    fig = plot_path_outputs(alphas, {"logit": alphas ** 2, "probability": np.sqrt(alphas)}, title="path")
-    try:
-        assert len(fig.axes) == 2 and fig._suptitle.get_text() == "path"
-        for ax, (label, values) in zip(fig.axes, {"logit": alphas ** 2, "probability": np.sqrt(alphas)}.items()):
-            assert ax.get_title() == label and ax.get_ylabel() == label and ax.get_xlabel()
-            assert np.allclose(ax.lines[0].get_ydata(), values) and np.allclose(ax.lines[0].get_xdata(), alphas)
-    finally:
-        plt.close(fig)
-    with pytest.raises(ValueError, match="curve 'logit' has shape"):
-        plot_path_outputs(alphas, {"logit": alphas[:5]})
-    with pytest.raises(ValueError, match="curves is empty"):
-        plot_path_outputs(alphas, {})
-    plt.close("all")
-
-
-def test_plot_convergence_is_log_log_with_means_and_guides():
-    from lenet_core.attribution import plot_convergence
-
-    steps = [5, 10, 20, 40]
-    fast = np.array([[1e-2, 3e-2], [1e-4, 3e-4], [1e-8, 3e-8], [0.0, 0.0]])      # exact zeros: drawn at the floor
-    slow = np.array([[0.2, 0.2], [0.1, 0.1], [0.05, 0.05], [0.025, 0.025]])
-    fig = plot_convergence(steps, {"fast": fast, "slow": slow}, title="conv")
-    try:
-        ax = fig.axes[0]
-        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-        assert ax.get_title() == "conv" and ax.get_xlabel() and ax.get_ylabel()
-        lines = {line.get_label(): line for line in ax.lines}
-        assert np.allclose(lines["fast (mean)"].get_ydata(), [2e-2, 2e-4, 2e-8, 1e-16])
-        assert np.allclose(lines["slow (mean)"].get_ydata(), slow.mean(axis=1))
-        guides = [line for label, line in lines.items() if label.startswith("slope")]
-        assert len(guides) == 2
-        assert np.allclose(guides[0].get_ydata(), 0.2 * 5 / np.array(steps))        # slope -1 through the top start
-        assert len(ax.collections) == 2                                              # one min-max band per method
-    finally:
-        plt.close(fig)
-    with pytest.raises(ValueError, match=r"must have shape \(4, N\)"):
-        plot_convergence(steps, {"fast": fast[:3]})
-    with pytest.raises(ValueError, match="finite and >= 0"):
-        plot_convergence(steps, {"signed": -fast})
-    with pytest.raises(ValueError, match="positive step counts"):
-        plot_convergence([0, 10], {"a": np.ones((2, 1))})
-    plt.close("all")

@@ -110,50 +110,44 @@ def test_bad_shapes_are_named(rng):
 
 
 # ------------------------------------------------------------------------------------------------
-# The fast engine's own pieces: unfold/fold, reused buffers, the layer's workspace.
+# The fast engine's own pieces: unfold/fold in both layouts, reused buffers, the layer's workspace.
 # ------------------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("layout", ["CNHW", "CHWN"])
 @pytest.mark.parametrize("x_shape,kernel,stride,padding", [((2, 3, 7, 6), (3, 2), (2, 1), (1, 1)),
-                                                           ((3, 1, 8, 8), 5, 1, 0), ((2, 4, 5, 5), 5, 1, 0)])
-def test_unfold_is_im2col_per_image_and_fold_is_its_adjoint(rng, x_shape, kernel, stride, padding):
+                                                           ((3, 1, 8, 8), 5, 1, 0), ((2, 4, 6, 5), 5, 1, 0)])
+def test_unfold_is_im2col_reordered_and_fold_is_its_adjoint(rng, x_shape, kernel, stride, padding, layout):
     x = rng.standard_normal(x_shape)
-    cols = F.unfold(x, kernel, stride, padding)
-    rows = F.im2col(x, kernel, stride, padding)                   # (N*OH*OW, K)
-    n = x_shape[0]
-    assert cols.shape == (n, rows.shape[1], rows.shape[0] // n)
-    assert np.array_equal(cols, rows.reshape(n, -1, rows.shape[1]).transpose(0, 2, 1))
+    cols = F.unfold(x, kernel, stride, padding, layout=layout)
+    rows = F.im2col(x, kernel, stride, padding)                   # (N*OH*OW, K), image-major
+    n, k = x_shape[0], rows.shape[1]
+    oh = F.output_size(x_shape[2], F.pair(kernel, "k")[0], F.pair(stride, "s")[0], F.pair(padding, "p")[0])
+    assert cols.shape == (k, rows.shape[0])
+    if layout == "CNHW":                                           # columns in im2col's row order
+        expected = rows.T
+    else:                                                          # columns position-major, image-minor
+        expected = rows.reshape(n, oh, -1, k).transpose(3, 1, 2, 0).reshape(k, -1)
+    assert np.array_equal(cols, expected)
     c = rng.standard_normal(cols.shape)
-    assert np.isclose(np.sum(cols * c), np.sum(x * F.fold(c, x.shape, kernel, stride, padding)), rtol=1e-12)
-    assert np.allclose(F.fold(c, x.shape, kernel, stride, padding),
-                       F.col2im(c.transpose(0, 2, 1).reshape(rows.shape), x.shape, kernel, stride, padding),
-                       rtol=0, atol=1e-12)
+    folded = F.fold(c, x.shape, kernel, stride, padding, layout=layout)
+    assert np.isclose(np.sum(cols * c), np.sum(x * folded), rtol=1e-12)
+    back = c.T if layout == "CNHW" else c.reshape(k, oh, -1, n).transpose(3, 1, 2, 0).reshape(-1, k)
+    assert np.allclose(folded, F.col2im(back, x.shape, kernel, stride, padding), rtol=0, atol=1e-12)
 
 
-def test_fold_returns_a_new_array(rng):
-    """Even when nothing needs adding (one window per image), fold must not hand out its input."""
-    c = rng.standard_normal((2, 4 * 25, 1))
-    dx = F.fold(c, (2, 4, 5, 5), 5)
-    assert not np.shares_memory(dx, c)
-    assert np.array_equal(dx.reshape(2, -1), c[:, :, 0])
+def test_layout_follows_the_width_of_the_output_rows():
+    assert F.conv_layout(28) == "CNHW" and F.conv_layout(10) == "CHWN"     # LeNet's C1 and C3
 
 
 def test_unfold_into_a_buffer_and_reject_a_wrong_one(rng):
     x = rng.standard_normal((3, 2, 6, 6))
-    buffer = np.full((3, 2 * 9, 16), np.nan)
+    buffer = np.full((2 * 9, 3 * 16), np.nan)
     cols = F.unfold(x, 3, out=buffer)
     assert cols is buffer and np.array_equal(buffer, F.unfold(x, 3))
-    with pytest.raises(ValueError, match=r"out must be a C-contiguous array of shape \(3, 18, 16\)"):
-        F.unfold(x, 3, out=np.empty((3, 18, 15)))
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous array of shape \(18, 48\)"):
+        F.unfold(x, 3, out=np.empty((18, 47)))
     with pytest.raises(ValueError, match="C-contiguous"):
-        F.unfold(x, 3, out=np.empty((3, 16, 18)).transpose(0, 2, 1))
-
-
-def test_conv_backward_accepts_im2col_rows(rng):
-    x, W = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2))
-    dout = rng.standard_normal(F.conv2d_naive(x, W, np.zeros(4), 2, 1).shape)
-    rows = F.im2col(x, (3, 2), 2, 1)
-    for a, b in zip(F.conv2d_backward(dout, rows, x.shape, W, 2, 1), F.conv2d_backward_naive(dout, x, W, 2, 1)):
-        assert close(a, b)
+        F.unfold(x, 3, out=np.empty((48, 18)).T)
 
 
 def test_workspace_reuses_grows_and_follows_dtype():
@@ -165,7 +159,7 @@ def test_workspace_reuses_grows_and_follows_dtype():
     assert c.shape == (10, 10) and not np.shares_memory(a, c)
     d = ws.get("cols", (10, 10), np.float64)                       # other dtype: a new buffer
     assert d.dtype == np.float64 and not np.shares_memory(c, d)
-    assert not np.shares_memory(d, ws.get("dcols", (10, 10), np.float64))   # names are separate
+    assert not np.shares_memory(d, ws.get("share", (10, 10), np.float64))   # names are separate
     assert ws.nbytes() == 2 * 100 * 8
 
 

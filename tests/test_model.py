@@ -1,10 +1,9 @@
-"""LeNet-5's architecture, state dicts and .npz weights, and the optimizers against torch.optim."""
+"""lenet_core.model: LeNet-5's architecture, state dicts and .npz weights (Sequential as a layer: test_layers.py)."""
 
 import numpy as np
 import pytest
 
-from lenet_core import LeNet5, Linear, Sequential, Tanh, load_weights, save_weights
-from lenet_core.optim import SGD, Adam, CosineAnnealingLR, StepLR, make_optimizer
+from lenet_core import LeNet5, load_weights, save_weights
 
 
 def test_lenet5_architecture(rng):
@@ -89,71 +88,3 @@ def test_save_refuses_other_suffix(tmp_path):
     with pytest.raises(ValueError, match=r"must end in \.npz"):
         save_weights(LeNet5(), tmp_path / "w.pkl")
     assert list(tmp_path.iterdir()) == []
-
-
-def _torch_twin_of_linear_model(torch, model):
-    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2)).double()
-    with torch.no_grad():
-        for tl, name in zip([net[0], net[2]], ["0", "2"]):
-            tl.weight.copy_(torch.tensor(model[name].params["W"]))
-            tl.bias.copy_(torch.tensor(model[name].params["b"]))
-    return net
-
-
-@pytest.mark.parametrize("kind,kwargs", [
-    ("sgd", dict(lr=0.1)),
-    ("sgd", dict(lr=0.1, momentum=0.9, weight_decay=1e-3)),
-    ("sgd", dict(lr=0.1, momentum=0.9, nesterov=True)),
-    ("adam", dict(lr=1e-2, weight_decay=1e-3)),
-])
-def test_optimizers_match_torch(rng, kind, kwargs):
-    """Five steps on the same model, same data: the weights agree with torch.optim's to 1e-12."""
-    torch = pytest.importorskip("torch")
-    model = Sequential(Linear(4, 3, rng=0, dtype=np.float64), Tanh(), Linear(3, 2, rng=1, dtype=np.float64))
-    net = _torch_twin_of_linear_model(torch, model)
-    ours = (SGD if kind == "sgd" else Adam)(model.parameters(), **kwargs)
-    theirs = (torch.optim.SGD if kind == "sgd" else torch.optim.Adam)(net.parameters(), **kwargs)
-    for _ in range(5):
-        x, t = rng.standard_normal((6, 4)), rng.standard_normal((6, 2))
-        out = model.forward(x)
-        model.backward(out - t)                       # gradient of 0.5 * sum((out - t)^2)
-        ours.step(model.gradients())
-        theirs.zero_grad()
-        (0.5 * ((net(torch.tensor(x)) - torch.tensor(t)) ** 2).sum()).backward()
-        theirs.step()
-    for name, tl in [("0", net[0]), ("2", net[2])]:
-        assert np.allclose(model[name].params["W"], tl.weight.detach().numpy(), rtol=0, atol=1e-12)
-        assert np.allclose(model[name].params["b"], tl.bias.detach().numpy(), rtol=0, atol=1e-12)
-
-
-def test_schedules():
-    opt = SGD({"w": np.zeros(1)}, lr=1.0)
-    step = StepLR(opt, step_size=2, gamma=0.5)
-    assert [step.step() for _ in range(4)] == [1.0, 0.5, 0.5, 0.25]
-    opt = SGD({"w": np.zeros(1)}, lr=1.0)
-    cos = CosineAnnealingLR(opt, T_max=4, eta_min=0.0)
-    assert np.allclose([cos.step() for _ in range(4)], [(1 + np.cos(np.pi * t / 4)) / 2 for t in range(1, 5)])
-    assert opt.lr == 0.0
-
-
-def test_optimizer_errors():
-    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
-        make_optimizer("rmsprop", {"w": np.zeros(1)}, 0.1)
-    with pytest.raises(ValueError, match="learning rate must be positive"):
-        SGD({"w": np.zeros(1)}, lr=0)
-    opt = SGD({"w": np.zeros(2)}, lr=0.1)
-    with pytest.raises(ValueError, match=r"'w' has shape \(3,\), parameter has \(2,\)"):
-        opt.step({"w": np.zeros(3)})
-    with pytest.raises(ValueError, match="do not match"):
-        opt.step({"v": np.zeros(2)})
-
-
-def test_make_scheduler():
-    from lenet_core.optim import make_scheduler
-    opt = SGD({"w": np.zeros(1)}, lr=1.0)
-    assert isinstance(make_scheduler("cosine", opt, 10), CosineAnnealingLR)
-    step = make_scheduler("step", opt, 9)
-    assert isinstance(step, StepLR) and step.step_size == 3
-    assert make_scheduler("none", opt, 10) is None
-    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
-        make_scheduler("linear", opt, 10)

@@ -9,8 +9,7 @@ import pytest
 
 from lenet_core import AvgPool2d, Conv2d, Flatten, LeNet5, Linear, MaxPool2d, ReLU, Sequential, Tanh
 from lenet_core.summary import (C3_TABLE, format_connection_table, format_paper_table,
-                                lecun1998_table, partial_conv_parameters, plot_connection_table,
-                                plot_parameter_counts, summary)
+                                lecun1998_table, partial_conv_parameters, summary)
 
 
 def test_lenet5_table_has_the_papers_shapes_and_counts():
@@ -108,17 +107,3 @@ def test_lecun1998_counts_match_the_papers_text():
     full = {r.name: r.trainable for r in lecun1998_table(np.ones((6, 16), dtype=bool))}
     assert full["C3"] == 2416
     assert "60,000" in format_paper_table(lecun1998_table()) and "340,908" in format_paper_table(lecun1998_table())
-
-
-
-def test_figures_have_titles_and_labels():
-    import matplotlib.pyplot as plt
-    fig = plot_parameter_counts(summary(LeNet5(), (1, 32, 32)))
-    ax = fig.axes[0]
-    assert "61,706" in ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["C1", "C3", "C5", "F6", "OUT"]
-    fig2 = plot_connection_table(C3_TABLE)
-    assert "1,516" in fig2.axes[0].get_title() and fig2.axes[0].get_ylabel() == "S2 map i"
-    plt.close("all")
-    with pytest.raises(ValueError):
-        plot_parameter_counts(summary(Sequential(Tanh()), (3,)))

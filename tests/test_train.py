@@ -36,6 +36,18 @@ def test_fit_learns_and_is_deterministic(small):
     assert h1["lr"][0] == DEFAULT_RECIPE["lr"] and h1["lr"][1] < h1["lr"][0]   # the cosine schedule moved
 
 
+def test_fit_on_raw_digits_equals_fit_on_prepared_images(mnist):
+    raw, y = mnist.x_train[:256], mnist.y_train[:256]
+    runs = []
+    for x in (raw, prepare(raw)):                                      # uint8 (N, 28, 28), float32 (N, 1, 32, 32)
+        model = LeNet5(seed=3)
+        history = fit(model, x, y, epochs=1, batch_size=64, augment=1, seed=1, quiet=True)
+        runs.append((history["loss"], model.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    assert all(np.array_equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+    assert np.array_equal(predict(model, raw[:50]), predict(model, prepare(raw[:50])))
+
+
 def test_fit_with_augmentation_is_deterministic_and_differs(small):
     x, y, _, _ = small
     x, y = x[:256], y[:256]
