@@ -33,7 +33,8 @@ from lenet_core.records import record_value
 REPO = Path(__file__).resolve().parents[1]
 
 #: pages (Markdown or notebooks) where every figure must be registered. Add yours.
-STRICT = ["book/intro.md", "book/weights/README.md", "README.md", "book/ch06_training.ipynb",
+STRICT = ["book/intro.md", "book/weights/README.md", "README.md", "book/ch01_mnist.ipynb",
+          "book/ch05_lenet5.ipynb", "book/ch06_training.ipynb",
           "book/ch08_pytorch_twin.ipynb", "book/ch10_trust_attributions.ipynb"]
 
 MARKER = re.compile(r"<!--\s*(record|quote|fixed):\s*(.*?)\s*-->", re.S)
