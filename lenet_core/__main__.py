@@ -291,8 +291,9 @@ def _train(args, defaults) -> int:
         if args.engine != "numpy":
             raise CLIError(f"--resume {args.resume}: only --engine numpy runs have checkpoints", "usage")
     if args.engine == "torch" and not args.no_checkpoint:
-        args.no_checkpoint, args.checkpoint = True, None      # fit_torch has no per-epoch hook yet
-        print("note: --engine torch writes no checkpoint (its training loop has no per-epoch hook yet)")
+        args.no_checkpoint, args.checkpoint = True, None      # torch's optimizer state is not saved yet
+        print("note: --engine torch writes no checkpoint (saving torch's optimizer and schedule state is not "
+              "implemented yet)")
 
     mnist = load_mnist(args.data)
     (x_train, y_train), (x_val, y_val) = split_validation(mnist.x_train, mnist.y_train, args.validation)

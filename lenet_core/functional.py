@@ -45,11 +45,14 @@ __all__ = [
 ]
 
 
-def pair(value, name: str) -> tuple[int, int]:
-    """``3 -> (3, 3)``; ``(3, 2)`` stays; anything else is an error that names ``name``."""
+def pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
+    """``3 -> (3, 3)``; ``(3, 2)`` stays; anything else, or a value below ``minimum``, is an error that
+    names ``name``."""
     values = (value, value) if np.isscalar(value) else tuple(value)
-    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) for v in values):
+    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if minimum is not None and min(values) < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
     return int(values[0]), int(values[1])
 
 

@@ -157,9 +157,13 @@ class Conv2d(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, *,
                  rng=None, dtype=np.float32):
         super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Conv2d: {name} must be a positive integer, got {value!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = functional.pair(kernel_size, "kernel_size")
-        self.stride, self.padding = functional.pair(stride, "stride"), functional.pair(padding, "padding")
+        self.kernel_size = functional.pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = functional.pair(stride, "stride", minimum=1)
+        self.padding = functional.pair(padding, "padding", minimum=0)
         kh, kw = self.kernel_size
         fan_in = in_channels * kh * kw
         rng = _rng(rng)
@@ -170,6 +174,8 @@ class Conv2d(Layer):
         self.workspace = functional.Workspace()
 
     def forward(self, x):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self!r} expects a NumPy array (N, {self.in_channels}, H, W), got {type(x).__name__}")
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}")
         W, b = self.params["W"], self.params["b"]
@@ -208,8 +214,8 @@ class _Pool2d(Layer):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        self.kernel_size = functional.pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else functional.pair(stride, "stride")
+        self.kernel_size = functional.pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = self.kernel_size if stride is None else functional.pair(stride, "stride", minimum=1)
 
     def forward(self, x):
         out, winners = functional.pool2d(x, self.kernel_size, self.stride, self.mode)

@@ -519,3 +519,30 @@ def test_a_file_name_too_long_is_refused_before_training(tmp_path):
     result = cli("train", "--out", name, cwd=tmp_path, env={"LENET_MNIST_DIR": str(tmp_path / "none")})
     assert_one_line_error(result, EXIT_CODES["usage"], r"--out w+\.npz: cannot write in .* \(File name too long\)")
     assert snapshot(tmp_path) == []
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda C: C(0, 6, 5), ValueError, r"Conv2d: in_channels must be a positive integer, got 0"),
+    (lambda C: C(1, -2, 5), ValueError, r"Conv2d: out_channels must be a positive integer, got -2"),
+    (lambda C: C(1, 6, 0), ValueError, r"kernel_size must be at least 1, got 0"),
+    (lambda C: C(1, 6, (5, 0)), ValueError, r"kernel_size must be at least 1, got \(5, 0\)"),
+    (lambda C: C(1, 6, 5, stride=0), ValueError, r"stride must be at least 1, got 0"),
+    (lambda C: C(1, 6, 5, padding=-1), ValueError, r"padding must be at least 0, got -1"),
+    (lambda C: C(1, 6, 5).forward([[[[0.0] * 8] * 8]]), TypeError, r"expects a NumPy array .* got list"),
+])
+def test_conv2d_refuses_bad_arguments_and_input(make, error, message):
+    from lenet_core import AvgPool2d, Conv2d
+
+    with pytest.raises(error, match=message):
+        make(Conv2d)
+    with pytest.raises(ValueError, match="kernel_size must be at least 1, got 0"):
+        AvgPool2d(0)
+
+
+def test_backward_before_forward_is_a_clear_error():
+    from lenet_core import Conv2d
+
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        Conv2d(1, 2, 3).backward(np.ones((1, 2, 4, 4), np.float32))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        LeNet5().backward(np.ones((1, 10), np.float32))
