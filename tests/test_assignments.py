@@ -336,8 +336,12 @@ def test_memory_limit_stops_a_4gib_allocation(course):
 def test_time_limits_stop_an_infinite_loop(course):
     score, maximum, problems, graded = course["results"][("a1_convolution", "infinite_loop")]
     assert graded and (score, maximum) == (11, 24), problems     # conv_forward's points stay
-    assert "test check_conv_backward: KeyboardInterrupt (time limit: 5 s per cell, 12 s per notebook)" in problems
-    assert "the notebook time limit (12 s) ran out: the tests after it scored zero" in problems
+    interrupted = "KeyboardInterrupt (time limit: 5 s per cell, 12 s per notebook)"
+    assert f"test check_conv_backward: {interrupted}" in problems
+    # the hidden test loops too: the cell limit stops it (2 x 5 s fit in 12 s on a quiet machine), or, when
+    # setting up took more than 2 s (a busy machine), the notebook limit does; either way it scores zero
+    assert (f"test hidden_conv_backward: {interrupted}" in problems
+            or "the notebook time limit (12 s) ran out: the tests after it scored zero" in problems), problems
     # bounded: the 12 s budget, then at most a second per remaining cell, plus feedback and export
     # (a generous bound: the machine may be busy; without the limits this call would never end)
     assert course["loop_seconds"] < 90
