@@ -272,7 +272,7 @@ def _train(args, defaults) -> int:
 
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_mnist, prepare, split_validation
-    from .model import LeNet5, save_weights
+    from .model import LeNet5
     from .optim import make_optimizer, make_scheduler
     from .train import History, evaluate, fit
 
@@ -332,24 +332,29 @@ def _train(args, defaults) -> int:
                       seed=rng, progress=not args.quiet, history=history, on_epoch_end=save)
     seconds = time.perf_counter() - start
     loss, acc = evaluate(model, prepare(mnist.x_test), mnist.y_test)   # the weights as saved, read once
-    save_weights(model, args.out)
-    print(f"test accuracy {acc:.2%} (loss {loss:.4f}) on the 10,000 test images, read once at the end of the "
-          f"run; {args.epochs} epochs in {seconds:.0f}s; weights saved to {args.out}")
-    if args.history is not None:
-        history.save(args.history)
-        print(f"history saved to {args.history}")
+    _save_and_report(model, history, args, acc, loss, f"{args.epochs} epochs in {seconds:.0f}s")
     peak = _peak_memory_mib()
     if peak is not None:
         print(f"peak memory (max RSS) {peak:.0f} MiB")
     return 0
 
 
+def _save_and_report(model, history, args, acc, loss, how_long: str) -> None:
+    """Save the weights (and the history, if asked), saying where and what the test set read once gave."""
+    from .model import save_weights
+
+    save_weights(model, args.out)
+    print(f"test accuracy {acc:.2%} (loss {loss:.4f}) on the 10,000 test images, read once at the end of the "
+          f"run; {how_long}; weights saved to {args.out}")
+    if args.history is not None:
+        history.save(args.history)
+        print(f"history saved to {args.history}")
+
+
 def _train_1998(args) -> int:
     """``--model lenet1998``: LeNet-5 as in 1998, trained as in the paper (lenet_core.lenet1998.fit_1998)."""
     from .data import load_mnist, split_validation
     from .lenet1998 import LeNet5_1998, RBFLoss, evaluate_1998, fit_1998, prepare_1998, trainable_parameters
-    from .model import save_weights
-
     for option, value, default in (("--engine", args.engine, "numpy"), ("--resume", args.resume, None),
                                    ("--optimizer", args.optimizer, DEFAULT_RECIPE["optimizer"]),
                                    ("--lr", args.lr, None), ("--schedule", args.schedule, DEFAULT_RECIPE["schedule"])):
@@ -370,12 +375,7 @@ def _train_1998(args) -> int:
                        validation=validation, distort=bool(args.augment), seed=args.seed, progress=not args.quiet)
     seconds = time.perf_counter() - start
     loss, acc = evaluate_1998(model, prepare_1998(mnist.x_test), mnist.y_test, RBFLoss())   # read once
-    save_weights(model, args.out)
-    print(f"test accuracy {acc:.2%} (loss {loss:.4f}) on the 10,000 test images, read once at the end of the "
-          f"run; {args.epochs} passes in {seconds:.0f}s; weights saved to {args.out}")
-    if args.history is not None:
-        history.save(args.history)
-        print(f"history saved to {args.history}")
+    _save_and_report(model, history, args, acc, loss, f"{args.epochs} passes in {seconds:.0f}s")
     return 0
 
 
