@@ -223,8 +223,8 @@ def plot_pixel_values(image, *, title: str = "pixel values", fontsize: float = 7
     img = np.asarray(image)
     _as_2d("image", img)
     H, W = img.shape
-    cell = (COLUMN_INCHES - 1.4) / W
-    fig, ax = plt.subplots(figsize=(cell * W + 1.4, cell * H + 0.8), layout="constrained")
+    cell = (COLUMN_INCHES - 0.7) / W       # the colour bar goes below: the values need the width
+    fig, ax = plt.subplots(figsize=(cell * W + 0.7, cell * H + 1.3), layout="constrained")
     cm = plt.get_cmap("gray")
     norm = plt.Normalize(float(img.min()), float(img.max()) if img.max() > img.min() else float(img.min()) + 1)
     h = ax.imshow(img, cmap=cm, norm=norm, interpolation="nearest")
@@ -237,7 +237,8 @@ def plot_pixel_values(image, *, title: str = "pixel values", fontsize: float = 7
     ax.set_xlabel("column")
     ax.set_ylabel("row")
     ax.set_title(title)
-    _colorbar(fig, h, ax, "intensity")
+    fig.colorbar(h, ax=ax, orientation="horizontal", location="bottom", fraction=0.035, pad=0.01,
+                 aspect=40, label="intensity")
     return fig
 
 
