@@ -1133,6 +1133,7 @@ def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, 
             ax.axis("off")
             cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
             cb.ax.tick_params(labelsize=7)
+            cb.set_label("attribution", fontsize=7, labelpad=1)
     if title:
         fig.suptitle(title)
     return fig
