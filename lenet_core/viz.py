@@ -725,7 +725,8 @@ def plot_confusion_matrix(cm, *, class_names=None, title: str = "Confusion matri
     names = [str(i) for i in range(k)] if class_names is None else list(class_names)
     if len(names) != k:
         raise ValueError(f"class_names needs {k} entries, got {len(names)}")
-    fig, ax = plt.subplots(figsize=(0.62 * k + 2.4, 0.62 * k + 1.2), layout="constrained")
+    cell = min(0.62, (COLUMN_INCHES - 2.2) / k)
+    fig, ax = plt.subplots(figsize=(cell * k + 2.2, cell * k + 1.2), layout="constrained")
     cmap = plt.get_cmap("Blues")
     norm = LogNorm(vmin=1, vmax=max(int(cm.max()), 2))
     im = ax.imshow(np.ma.masked_equal(cm, 0), cmap=cmap, norm=norm, interpolation="nearest")
