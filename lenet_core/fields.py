@@ -18,7 +18,7 @@ import numpy as np
 from .layers import input_grad
 from .summary import _named_layers, describe
 
-__all__ = ["FieldRow", "receptive_fields", "unit_gradient", "top_patches"]
+__all__ = ["FieldRow", "receptive_fields", "forward_to", "unit_gradient", "top_patches"]
 
 
 class FieldRow(NamedTuple):
@@ -56,6 +56,14 @@ def _layer_names(model, layer: str) -> list[str]:
     return names[:names.index(layer) + 1]
 
 
+def forward_to(model, x, layer: str) -> np.ndarray:
+    """The output of ``layer`` (a name, e.g. "C3") for the batch ``x``: the layers of ``model`` up
+    to and including it, run forward (each keeps its cache, so a backward pass can follow)."""
+    for name in _layer_names(model, layer):
+        x = model[name].forward(x)
+    return x
+
+
 def unit_gradient(model, image, layer: str, channel: int, position=None):
     """``(value, d value / d image)`` for one unit of a hidden layer of ``model``.
 
@@ -64,12 +72,9 @@ def unit_gradient(model, image, layer: str, channel: int, position=None):
     output). Returns the unit's value (a float) and the gradient with the shape of ``image``.
     Only the pixels of the unit's receptive field can have a non-zero gradient.
     """
-    names = _layer_names(model, layer)
     x = np.asarray(image, dtype=model.dtype)[None]
     with input_grad(model):
-        h = x
-        for name in names:
-            h = model[name].forward(h)
+        h = forward_to(model, x, layer)
         if not 0 <= channel < h.shape[1]:
             raise ValueError(f"channel {channel} is out of range: {layer} has {h.shape[1]} maps")
         index = (0, channel)
@@ -77,7 +82,7 @@ def unit_gradient(model, image, layer: str, channel: int, position=None):
             index += tuple(position) if position is not None else (h.shape[2] // 2, h.shape[3] // 2)
         dout = np.zeros_like(h)
         dout[index] = 1
-        for name in reversed(names):
+        for name in reversed(_layer_names(model, layer)):
             dout = model[name].backward(dout)
     return float(h[index]), dout[0]
 

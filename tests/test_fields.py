@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lenet_core import AvgPool2d, Conv2d, LeNet5, Sequential, Tanh
-from lenet_core.fields import receptive_fields, top_patches, unit_gradient
+from lenet_core.fields import forward_to, receptive_fields, top_patches, unit_gradient
 
 
 def test_lenet5_fields_from_the_architecture():
@@ -32,6 +32,13 @@ def test_unit_gradient_matches_finite_differences():
     bumped[0, 10, 12] += 1e-6
     value2, _ = unit_gradient(model, bumped, "C3_tanh", channel=2, position=(4, 5))
     assert (value2 - value) / 1e-6 == pytest.approx(grad[0, 10, 12], rel=1e-4, abs=1e-9)
+
+
+def test_forward_to_stops_at_the_named_layer():
+    model = LeNet5(seed=0)
+    x = np.random.default_rng(3).standard_normal((2, 1, 32, 32)).astype(np.float32)
+    assert np.array_equal(forward_to(model, x, "OUT"), model.forward(x))
+    assert forward_to(model, x, "C3").shape == (2, 16, 10, 10)
 
 
 def test_unit_gradient_names_a_bad_layer_or_channel():
