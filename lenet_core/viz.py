@@ -19,9 +19,10 @@ from matplotlib.figure import Figure
 # Sections by topic; each ends by adding its names to __all__.
 __all__: list[str] = []
 
-#: width in inches of a figure that the HTML book shows at its natural size (the content column is
-#: about 730 px wide at a 1280 px window; the inline backend draws 100 px per inch)
-PAGE_WIDTH = 7.2
+# The book's content column is about 730 px wide at a 1280 px window, and the notebooks' inline
+# backend draws at 100 dpi: a figure at most this wide (inches) is shown at (nearly) its natural
+# size, so a 10-pt label stays about 13 px tall. Wider figures are scaled down in the page.
+COLUMN_INCHES = 7.2
 
 
 def _as_2d(name: str, a) -> np.ndarray:
@@ -103,7 +104,7 @@ def plot_matrices(matrices, titles, *, suptitle: str | None = None, annotate: bo
                   fmt: str = "{:g}", cmap: str = "viridis", center_zero: bool = False,
                   xlabels="column", ylabels="row", colorbar: bool = True, cell: float = 0.6,
                   fontsize: float = 9, highlight=None, cbar_labels="value", ncols: int | None = None,
-                  max_width: float = PAGE_WIDTH) -> Figure:
+                  max_width: float = COLUMN_INCHES) -> Figure:
     """Small matrices as annotated heat maps, ``ncols`` per row: the way to *read* a tiny example.
 
     matrices: a sequence of 2-D arrays; titles: one per matrix. Every cell prints its value with
@@ -175,7 +176,8 @@ def plot_value_histograms(arrays, titles, *, suptitle: str | None = None, bins: 
     if not arrays or any(a.size == 0 for a in arrays):
         raise ValueError("arrays must be a non-empty sequence of non-empty arrays")
     titles = _per_axis(titles, len(arrays), "titles")
-    fig, axes = plt.subplots(1, len(arrays), figsize=(4 * len(arrays), 3.2), squeeze=False,
+    width = min(4.0, COLUMN_INCHES / len(arrays))
+    fig, axes = plt.subplots(1, len(arrays), figsize=(width * len(arrays), 3.4), squeeze=False,
                              layout="constrained")
     for ax, a, title in zip(axes[0], arrays, titles):
         ax.hist(a, bins=bins, color="tab:blue")
@@ -183,10 +185,10 @@ def plot_value_histograms(arrays, titles, *, suptitle: str | None = None, bins: 
         ax.axvline(a.mean(), color="tab:red", ls="--", label=f"mean {a.mean():.3f}")
         ax.axvspan(a.mean() - a.std(), a.mean() + a.std(), color="tab:red", alpha=0.1,
                    label=f"± std {a.std():.3f}")
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("count (log scale)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -208,7 +210,8 @@ def plot_digit_grid(images, labels, *, per_class: int = 10, num_classes: int = 1
     if labels.shape != (len(images),):
         raise ValueError(f"labels must have shape ({len(images)},), got {labels.shape}")
     rng = np.random.default_rng(rng)
-    fig, axes = plt.subplots(num_classes, per_class, figsize=(0.8 * per_class + 0.6, 0.8 * num_classes + 0.6),
+    cell = min(0.65, (COLUMN_INCHES - 0.8) / per_class)
+    fig, axes = plt.subplots(num_classes, per_class, figsize=(cell * per_class + 0.8, cell * num_classes + 0.6),
                              squeeze=False, layout="constrained")
     for k in range(num_classes):
         idx = np.flatnonzero(labels == k)
@@ -216,7 +219,7 @@ def plot_digit_grid(images, labels, *, per_class: int = 10, num_classes: int = 1
             raise ValueError(f"class {k} has {len(idx)} examples, fewer than per_class={per_class}")
         for j, i in enumerate(rng.choice(idx, per_class, replace=False)):
             ax = axes[k, j]
-            ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
+            ax.imshow(images[i], cmap="gray", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
@@ -235,8 +238,9 @@ def plot_pixel_values(image, *, title: str = "pixel values", fontsize: float = 7
     img = np.asarray(image)
     _as_2d("image", img)
     H, W = img.shape
-    fig, ax = plt.subplots(figsize=(0.42 * W + 1.5, 0.42 * H + 0.8), layout="constrained")
-    cm = plt.get_cmap("gray_r")
+    cell = (COLUMN_INCHES - 0.7) / W       # the colour bar goes below: the values need the width
+    fig, ax = plt.subplots(figsize=(cell * W + 0.7, cell * H + 1.3), layout="constrained")
+    cm = plt.get_cmap("gray")
     norm = plt.Normalize(float(img.min()), float(img.max()) if img.max() > img.min() else float(img.min()) + 1)
     h = ax.imshow(img, cmap=cm, norm=norm, interpolation="nearest")
     for (i, j), v in np.ndenumerate(img):
@@ -248,7 +252,8 @@ def plot_pixel_values(image, *, title: str = "pixel values", fontsize: float = 7
     ax.set_xlabel("column")
     ax.set_ylabel("row")
     ax.set_title(title)
-    _colorbar(fig, h, ax, "intensity")
+    fig.colorbar(h, ax=ax, orientation="horizontal", location="bottom", fraction=0.035, pad=0.01,
+                 aspect=40, label="intensity")
     return fig
 
 
@@ -261,18 +266,18 @@ def plot_class_counts(y_train, y_test, *, num_classes: int = 10) -> Figure:
     train = np.bincount(y_train, minlength=num_classes)
     test = np.bincount(y_test, minlength=num_classes)
     x = np.arange(num_classes)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+    fig, axes = plt.subplots(2, 1, figsize=(COLUMN_INCHES, 5.6), sharex=True, layout="constrained")
     for ax, counts, name, colour in ((axes[0], train, "training set", "tab:blue"),
                                      (axes[1], test, "test set", "tab:orange")):
         bars = ax.bar(x, counts, color=colour)
         ax.bar_label(bars, fontsize=8)
         ax.axhline(counts.mean(), color="black", ls="--", lw=1, label=f"uniform: {counts.mean():,.0f}")
         ax.set_xticks(x)
-        ax.set_xlabel("class (digit)")
         ax.set_ylabel("number of images")
         ax.set_ylim(0, counts.max() * 1.15)
         ax.set_title(f"{name}: {counts.sum():,} images")
         ax.legend(loc="lower right", fontsize=8)
+    axes[1].set_xlabel("class (digit)")
     fig.suptitle("MNIST class balance")
     return fig
 
@@ -290,11 +295,11 @@ def plot_receptive_field_centres(image, *, kernel: int = 5, pad: int = 2) -> Fig
         raise ValueError(f"kernel must be a positive odd size, got {kernel}")
     padded = np.pad(img, pad)
     r = kernel // 2
-    fig, axes = plt.subplots(1, 2, figsize=(11, 6.4), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 3.9), layout="constrained")
     for ax, im, name in ((axes[0], img, "no padding"), (axes[1], padded, f"padded by {pad}")):
         n = im.shape[0]
         out = n - kernel + 1
-        h = ax.imshow(im, cmap="gray_r", interpolation="nearest")
+        h = ax.imshow(im, cmap="gray", interpolation="nearest")
         # the square of all receptive-field centres
         ax.add_patch(plt.Rectangle((r - 0.5, r - 0.5), out, out, fill=False, ec="tab:red", lw=2, ls="--",
                                    label=f"centres of the {out}x{out} C1 outputs"))
@@ -306,12 +311,13 @@ def plot_receptive_field_centres(image, *, kernel: int = 5, pad: int = 2) -> Fig
         if im is padded:
             ax.add_patch(plt.Rectangle((pad - 0.5, pad - 0.5), img.shape[1], img.shape[0], fill=False,
                                        ec="tab:green", lw=1.5, label="original 28x28 digit"))
-        ax.set_title(f"{name}: {n}x{n} input -> {out}x{out} C1 map")
+        ax.set_title(f"{name}: {n}x{n} input -> {out}x{out} C1 map", fontsize=9)
         ax.set_xlabel("column")
         ax.set_ylabel("row")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, ncols=2)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=8)
         _colorbar(fig, h, ax, "intensity")
-    fig.suptitle(f"Where C1 can look: blue = a {kernel}x{kernel} receptive field and its centre (dot), in two corners")
+    fig.suptitle(f"Where C1 can look: blue = a {kernel}x{kernel} receptive field and its\n"
+                 "centre (dot), in two corners")
     return fig
 
 
@@ -391,7 +397,7 @@ def plot_kernel_responses(image, kernels: dict, *, ncols: int = 3) -> Figure:
     n = len(kernels)
     ncols = min(n, ncols)
     nrows = 2 * -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(min(2.4 * ncols, PAGE_WIDTH), 2.2 * nrows + 0.4),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(min(2.4 * ncols, COLUMN_INCHES), 2.2 * nrows + 0.4),
                              squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
@@ -412,7 +418,7 @@ def kernel_explorer_figure(image, kernel, name: str = "kernel") -> Figure:
     """One input, one kernel, one response, side by side, each with a colour bar (the widget's view)."""
     img, k = _as_2d("image", image), _as_2d("kernel", kernel)
     r = filter2d(img, k)
-    fig, axes = plt.subplots(1, 3, figsize=(PAGE_WIDTH, 2.9), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_INCHES, 2.9), layout="constrained")
     h = axes[0].imshow(img, cmap="gray", interpolation="nearest")
     axes[0].set_title("input")
     axes[0].axis("off")
@@ -439,7 +445,7 @@ def plot_kernel_gallery(images, kernels: dict, *, row_labels=None) -> Figure:
         raise ValueError("kernels is empty")
     labels = _per_axis(row_labels, len(imgs), "row_labels")
     n = len(kernels) + 1
-    fig, axes = plt.subplots(n, len(imgs), figsize=(min(1.8 * len(imgs) + 0.2, PAGE_WIDTH), 1.65 * n + 0.5),
+    fig, axes = plt.subplots(n, len(imgs), figsize=(min(1.8 * len(imgs) + 0.2, COLUMN_INCHES), 1.65 * n + 0.5),
                              squeeze=False, layout="constrained")
     for c, img in enumerate(imgs):
         img = img.astype(np.float64)
@@ -556,7 +562,7 @@ def plot_pool_gallery(image, kernel_sizes=(2, 3), strides=(1, 2, 3), modes=("avg
     lo, hi = float(img.min()), float(img.max())
     rows = [(m, k) for m in modes for k in kernel_sizes]
     n = len(strides) + 1
-    fig, axes = plt.subplots(len(rows), n, figsize=(min(1.65 * n + 0.6, PAGE_WIDTH), 1.75 * len(rows) + 0.6),
+    fig, axes = plt.subplots(len(rows), n, figsize=(min(1.65 * n + 0.6, COLUMN_INCHES), 1.75 * len(rows) + 0.6),
                              squeeze=False, layout="constrained")
     h = axes[0, 0].imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
     axes[0, 0].set_title(f"input {img.shape[0]}x{img.shape[1]}", fontsize=9)
@@ -653,7 +659,7 @@ def plot_loss_curves(curves: dict, *, window: int = 20, title: str = "Training l
     moving average over ``window`` steps boldly, in the same colour."""
     if not curves:
         raise ValueError("curves is empty")
-    fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 4.2), layout="constrained")
     for i, (name, values) in enumerate(curves.items()):
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 1 or values.size == 0:
@@ -666,7 +672,7 @@ def plot_loss_curves(curves: dict, *, window: int = 20, title: str = "Training l
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel + (" (log scale)" if logy else ""))
-    ax.set_title(title + (f" (faint: raw; bold: mean of the last {window})" if window > 1 else ""))
+    ax.set_title(title + (f"\n(faint: raw; bold: mean of the last {window})" if window > 1 else ""))
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
@@ -697,7 +703,7 @@ def plot_history(histories, *, title: str = "Training history") -> Figure:
         raise ValueError("histories is empty")
     for name, h in histories.items():
         _check_history(name, h)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 4.4), layout="constrained")
     for i, (name, h) in enumerate(histories.items()):
         colour, prefix = f"C{i}", (f"{name}: " if name else "")
         epochs = np.asarray(h["epoch"])
@@ -722,7 +728,7 @@ def plot_history(histories, *, title: str = "Training history") -> Figure:
         else:
             ax.xaxis.get_major_locator().set_params(integer=True)
     handles, labels = ax_loss.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9)   # below both panels
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)   # below both panels
     fig.suptitle(title)
     return fig
 
@@ -745,7 +751,8 @@ def plot_confusion_matrix(cm, *, class_names=None, title: str = "Confusion matri
     names = [str(i) for i in range(k)] if class_names is None else list(class_names)
     if len(names) != k:
         raise ValueError(f"class_names needs {k} entries, got {len(names)}")
-    fig, ax = plt.subplots(figsize=(0.62 * k + 2.4, 0.62 * k + 1.2), layout="constrained")
+    cell = min(0.62, (COLUMN_INCHES - 2.2) / k)
+    fig, ax = plt.subplots(figsize=(cell * k + 2.2, cell * k + 1.2), layout="constrained")
     cmap = plt.get_cmap("Blues")
     norm = LogNorm(vmin=1, vmax=max(int(cm.max()), 2))
     im = ax.imshow(np.ma.masked_equal(cm, 0), cmap=cmap, norm=norm, interpolation="nearest")
@@ -776,12 +783,13 @@ def plot_mistakes(images, labels, predictions, confidences, *, ncols: int = 6,
         raise ValueError("images is empty")
     ncols = min(n, ncols)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.75 * ncols, 2.0 * nrows + 0.4), squeeze=False,
+    size = min(1.75, COLUMN_INCHES / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.3) * nrows + 0.4), squeeze=False,
                              layout="constrained")
     for ax in axes.flat[n:]:
         ax.remove()
     for ax, img, t, p, c in zip(axes.flat, images, labels, predictions, confidences):
-        ax.imshow(img, cmap="gray_r", interpolation="nearest")
+        ax.imshow(img, cmap="gray", interpolation="nearest")
         ax.set_title(f"true {t}, pred {p}\n{c:.1%} sure", fontsize=9)
         ax.axis("off")
     fig.suptitle(title)
@@ -800,8 +808,9 @@ def plot_filters(W, *, title: str = "Learned filters", ncols: int | None = None,
     if W.ndim != 3 or W.shape[0] == 0:
         raise ValueError(f"W must have shape (F, 1, k, k) or (F, k, k), got shape {W.shape}")
     f = W.shape[0]
-    ncols = min(f, ncols or f)
+    ncols = min(f, ncols or (3 if annotate else 8))
     nrows = -(-f // ncols)
+    size = min(size, (COLUMN_INCHES - 1.0) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1.0, size * nrows + 0.5), squeeze=False,
                              layout="constrained")
     for ax in axes.flat[f:]:
@@ -812,7 +821,7 @@ def plot_filters(W, *, title: str = "Learned filters", ncols: int | None = None,
         im = ax.imshow(w, cmap=cmap, vmin=-m, vmax=m, interpolation="nearest")
         if annotate:
             for (r, c), v in np.ndenumerate(w):
-                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if abs(v) > 0.6 * m else "black")
         ax.set_title(f"filter {i}")
         ax.axis("off")
@@ -835,8 +844,9 @@ def plot_feature_maps(maps, *, title: str = "Feature maps", ncols: int | None = 
         image = _as_2d("image", image)
     c = maps.shape[0]
     n = c + (image is not None)
-    ncols = min(n, ncols or n)
+    ncols = min(n, ncols or 8)
     nrows = -(-n // ncols)
+    size = min(size, (COLUMN_INCHES - 1.0) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1.0, size * nrows + 0.5), squeeze=False,
                              layout="constrained")
     flat = list(axes.flat)
@@ -964,7 +974,8 @@ def plot_connection_table(table, kernel_size: int = 5, title: str | None = None)
 
     table = np.asarray(table, dtype=bool)
     n_in, n_out = table.shape
-    fig, ax = plt.subplots(figsize=(0.5 * n_out + 2.5, 0.5 * n_in + 2.2), layout="constrained")
+    cell = min(0.5, (COLUMN_INCHES - 1.6) / n_out)
+    fig, ax = plt.subplots(figsize=(cell * n_out + 1.6, cell * n_in + 2.2), layout="constrained")
     ax.imshow(table, cmap=ListedColormap(["white", "tab:blue"]), vmin=0, vmax=1, aspect="equal")
     ax.set_xticks(range(n_out), [f"{j}\n{table[:, j].sum()}\n{kernel_size ** 2 * table[:, j].sum() + 1}"
                                  for j in range(n_out)], fontsize=8)
@@ -983,6 +994,65 @@ def plot_connection_table(table, kernel_size: int = 5, title: str | None = None)
 
 
 __all__ += ["plot_parameter_counts", "plot_connection_table"]
+
+
+# --- Receptive fields: what one unit sees (chapter 6) -------------------------------------------
+
+def plot_unit_gradients(image, gradients, titles, sizes, *,
+                        title: str = "What one unit sees: its gradient on the input") -> Figure:
+    """The input, then one panel per unit: d(unit)/d(input), each scaled by its largest magnitude.
+
+    image: (H, W); gradients: a sequence of (H, W); titles: one per gradient; sizes: each unit's
+    receptive field side (pixels), drawn as a dashed square around the gradient's non-zero part.
+    """
+    img = _as_2d("image", image)
+    grads = [_as_2d(f"gradients[{i}]", g) for i, g in enumerate(gradients)]
+    titles, sizes = _per_axis(titles, len(grads), "titles"), _per_axis(sizes, len(grads), "sizes")
+    n = len(grads) + 1
+    size = (COLUMN_INCHES - 0.9) / n
+    fig, axes = plt.subplots(1, n, figsize=(COLUMN_INCHES, size + 1.0), layout="constrained")
+    axes[0].imshow(img, cmap="gray", interpolation="nearest")
+    axes[0].set_title("input", fontsize=9)
+    axes[0].axis("off")
+    for ax, g, name, side in zip(axes[1:], grads, titles, sizes):
+        m = float(np.abs(g).max()) or 1.0
+        im = ax.imshow(g / m, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+        rows, cols = np.nonzero(g)
+        if rows.size:
+            ax.add_patch(plt.Rectangle((cols.min() - 0.5, rows.min() - 0.5), side, side, fill=False,
+                                       ec="black", lw=1, ls="--"))
+        ax.set_title(f"{name}\n{side}x{side}", fontsize=9)
+        ax.axis("off")
+    cb = fig.colorbar(im, ax=list(axes[1:]), shrink=0.8)
+    cb.set_label("gradient / its max |.|", fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_top_patches(patches, values, row_labels, *, title: str = "Input patches that drive units most") -> Figure:
+    """Rows of input patches (M, k, s, s), strongest first, each titled with its unit's value."""
+    patches = _as_images("patches", patches, 4)
+    values = np.asarray(values)
+    if values.shape != patches.shape[:2]:
+        raise ValueError(f"values must have shape {patches.shape[:2]} like the patches, got {values.shape}")
+    rows, k = patches.shape[:2]
+    row_labels = _per_axis(row_labels, rows, "row_labels")
+    size = min(1.0, (COLUMN_INCHES - 0.8) / k)
+    fig, axes = plt.subplots(rows, k, figsize=(size * k + 0.8, (size + 0.25) * rows + 0.4), squeeze=False,
+                             layout="constrained")
+    for r in range(rows):
+        for j in range(k):
+            ax = axes[r, j]
+            ax.imshow(patches[r, j], cmap="gray", interpolation="nearest")
+            ax.set_title(f"{values[r, j]:.2f}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+__all__ += ["plot_unit_gradients", "plot_top_patches"]
 
 
 # --- Attributions: maps, the path, convergence (chapters 9 and 10) ----------------------------
@@ -1090,6 +1160,7 @@ def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, 
             ax.axis("off")
             cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
             cb.ax.tick_params(labelsize=7)
+            cb.set_label("attribution", fontsize=7, labelpad=1)
     if title:
         fig.suptitle(title)
     return fig

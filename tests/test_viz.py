@@ -518,3 +518,35 @@ def test_architecture_figures_have_titles_and_labels():
     plt.close("all")
     with pytest.raises(ValueError):
         viz.plot_parameter_counts(summary(Sequential(Tanh()), (3,)))
+
+
+def test_receptive_field_figures_fit_the_column_and_outline_the_field(rng):
+    grads = [np.zeros((32, 32)), np.zeros((32, 32))]
+    grads[0][10:15, 10:15] = rng.standard_normal((5, 5))
+    grads[1][9:23, 9:23] = rng.standard_normal((14, 14))
+    fig = viz.plot_unit_gradients(rng.random((32, 32)), grads, ["C1", "C3"], [5, 14])
+    assert_titled(fig)
+    assert fig.get_figwidth() <= viz.COLUMN_INCHES
+    squares = [p for ax in fig.axes for p in ax.patches]
+    assert [(s.get_xy(), s.get_width()) for s in squares] == [((9.5, 9.5), 5), ((8.5, 8.5), 14)]
+    fig2 = viz.plot_top_patches(rng.random((2, 8, 14, 14)), rng.random((2, 8)), ["map 0", "map 5"])
+    assert_titled(fig2)
+    assert fig2.get_figwidth() <= viz.COLUMN_INCHES
+    assert fig2.axes[8].get_ylabel() == "map 5"
+    with pytest.raises(ValueError, match="values"):
+        viz.plot_top_patches(rng.random((2, 8, 14, 14)), rng.random((2, 7)), ["a", "b"])
+
+
+def test_chapter_figures_are_sized_for_the_content_column(rng, digits):
+    """The page shows a figure at its natural size only if it is at most the column's width."""
+    x, y = digits
+    h = {"epoch": [1, 2], "loss": [1.0, 0.5], "train_acc": [0.5, 0.9], "val_loss": [1.0, 0.6],
+         "val_acc": [0.5, 0.8]}
+    figures = [viz.plot_digit_grid(x, y, per_class=4), viz.plot_pixel_values(x[0]),
+               viz.plot_class_counts(y, y), viz.plot_receptive_field_centres(x[0]),
+               viz.plot_mistakes(x[:12], y[:12], y[:12], np.ones(12)),
+               viz.plot_filters(rng.random((6, 5, 5)), annotate=True),
+               viz.plot_feature_maps(rng.random((16, 10, 10))),
+               viz.plot_history_overlay({"a": h, "b": h})]
+    for fig in figures:
+        assert fig.get_figwidth() <= viz.COLUMN_INCHES + 1e-9, fig.axes[0].get_title()
