@@ -15,6 +15,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 # Sections by topic; each ends by adding its names to __all__.
 __all__: list[str] = []
@@ -1109,7 +1110,8 @@ def plot_attribution(image, attribution, *, title: str | None = None, cmap: str 
 
 def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, notes=None,
                           title: str | None = None, image_title: str = "input", cmap: str = "RdBu_r",
-                          size: float = 2.1):
+                          size: float = 2.1, max_cols: int | None = None,
+                          cbar_label: str = "attribution"):
     """A grid of attribution maps: one row per digit, the digit in grey first, then one map per column.
 
     images: R digits, ``(R, 32, 32)`` or ``(R, 1, 32, 32)``. attributions: ``(R, C, 32, 32)`` or
@@ -1117,7 +1119,10 @@ def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, 
     col_labels: C column titles; row_labels: R titles for the digits (default ``image_title``);
     notes: optional R x C strings added under each map's title (e.g. the sum of the attributions).
     Every map has its own diverging colour scale ``+-max|map|``, so 0 is always the centre colour
-    (white for ``RdBu_r``: red pushes F up, blue pulls it down), and its own colour bar. Returns the figure.
+    (white for ``RdBu_r``: red pushes F up, blue pulls it down), and its own colour bar, labelled
+    ``cbar_label``. ``max_cols``: at most this many maps per row; a digit with more maps continues on
+    the next row (its digit drawn again), so wide grids fit the page. ``size``: inches per panel.
+    Returns the figure.
     """
 
     imgs = np.asarray(images, dtype=np.float64)
@@ -1143,15 +1148,22 @@ def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, 
         notes = [list(row) for row in notes]
         if len(notes) != r or any(len(row) != c for row in notes):
             raise ValueError(f"notes must be {r} rows of {c} strings")
-    fig, axes = plt.subplots(r, c + 1, figsize=(size * (c + 1) + 0.55 * c, size * r + 0.35 * (r + 1)),
+    if max_cols is not None and (isinstance(max_cols, bool) or not isinstance(max_cols, int) or max_cols < 1):
+        raise ValueError(f"max_cols must be a positive integer, got {max_cols!r}")
+    per_row = min(c, max_cols or c)
+    sub_rows = -(-c // per_row)                   # rows per digit
+    fig, axes = plt.subplots(r * sub_rows, per_row + 1,
+                             figsize=(size * (per_row + 1) + 0.55 * per_row,
+                                      (size + 0.35) * r * sub_rows + 0.35),
                              squeeze=False, layout="constrained")
     for i in range(r):
-        ax = axes[i, 0]
-        ax.imshow(imgs[i], cmap="gray", interpolation="nearest")
-        ax.set_title(row_labels[i], fontsize=9)
-        ax.axis("off")
+        for k in range(sub_rows):
+            ax = axes[i * sub_rows + k, 0]
+            ax.imshow(imgs[i], cmap="gray", interpolation="nearest")
+            ax.set_title(row_labels[i] if k == 0 else "(the same digit)", fontsize=9)
+            ax.axis("off")
         for j in range(c):
-            ax = axes[i, j + 1]
+            ax = axes[i * sub_rows + j // per_row, j % per_row + 1]
             a = att[i, j]
             lim = float(np.abs(a).max()) or 1.0
             im = ax.imshow(a, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
@@ -1160,7 +1172,9 @@ def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, 
             ax.axis("off")
             cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
             cb.ax.tick_params(labelsize=7)
-            cb.set_label("attribution", fontsize=7, labelpad=1)
+            cb.set_label(cbar_label, fontsize=7, labelpad=1)
+        for j in range(c, sub_rows * per_row):
+            axes[i * sub_rows + j // per_row, j % per_row + 1].remove()
     if title:
         fig.suptitle(title)
     return fig
@@ -1178,7 +1192,7 @@ def plot_path_outputs(alphas, curves: dict, *, title: str = "F along the straigh
         raise ValueError(f"alphas must be a 1-D array of at least 2 points, got shape {alphas.shape}")
     if not curves:
         raise ValueError("curves is empty")
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.5), squeeze=False,
+    fig, axes = plt.subplots(1, len(curves), figsize=(min(3.6 * len(curves), COLUMN_INCHES), 3.3), squeeze=False,
                              layout="constrained")
     for ax, (label, values) in zip(axes[0], curves.items()):
         values = np.asarray(values, dtype=np.float64)
@@ -1199,7 +1213,7 @@ def plot_convergence(steps, rel_deltas: dict, *, title: str = "Convergence of In
 
     steps: the step counts ``(S,)``; rel_deltas: ``{method: array (S, N)}``, ``|delta| / |F(x) - F(x')|``
     for N digits at each step count. Each method is drawn as its mean over the digits (a line with
-    markers) and the range from the smallest to the largest digit (a band). Values below ``floor``
+    markers) and the range from the smallest to the largest digit (a band, named in the legend). Values below ``floor``
     (rounding error of float64) are drawn at ``floor``. With ``reference``, dotted guides of slope
     -1 and -2 (errors falling as 1/steps and 1/steps^2) are drawn through the first point.
     """
@@ -1209,7 +1223,7 @@ def plot_convergence(steps, rel_deltas: dict, *, title: str = "Convergence of In
         raise ValueError(f"steps must be at least 2 positive step counts, got {steps}")
     if not rel_deltas:
         raise ValueError("rel_deltas is empty")
-    fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 4.6), layout="constrained")
     top = 0.0
     for method, values in rel_deltas.items():
         values = np.asarray(values, dtype=np.float64)
@@ -1231,7 +1245,10 @@ def plot_convergence(steps, rel_deltas: dict, *, title: str = "Convergence of In
     ax.set_ylabel("|delta| / |F(x) - F(baseline)|")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Patch(color="grey", alpha=0.3))          # what the bands mean
+    labels.append("shaded: best to worst digit")
+    ax.legend(handles, labels, fontsize=8)
     return fig
 
 

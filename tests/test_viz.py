@@ -434,8 +434,32 @@ def test_plot_attribution_grid_centres_every_map_at_zero():
                 norm = panels[4 * r + c + 1].images[0].norm
                 assert norm.vmin == -norm.vmax == -np.abs(maps[r, c]).max()
         assert np.array_equal(panels[7].images[0].get_array(), maps[1, 2, 0])
+        assert all(cb.get_ylabel() == "attribution" for cb in colorbars)  # every colour bar labelled
     finally:
         plt.close(fig)
+
+
+def test_plot_attribution_grid_wraps_wide_rows():
+    from lenet_core.viz import plot_attribution_grid
+
+    rng = np.random.default_rng(1)
+    images, maps = rng.normal(size=(2, 32, 32)), rng.normal(size=(2, 5, 32, 32))
+    fig = plot_attribution_grid(images, maps, col_labels="abcde", row_labels=["first", "second"],
+                                max_cols=2, cbar_label="IG")
+    try:
+        panels = [ax for ax in fig.axes if ax.images]
+        # per digit: 3 rows of (digit, 2 maps), the last row one map short
+        assert len(panels) == 2 * (3 + 5) and len(fig.axes) == len(panels) + 2 * 5
+        assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == (6, 3)
+        titles = [ax.get_title() for ax in panels]
+        assert titles[:8] == ["first", "a", "b", "(the same digit)", "c", "d", "(the same digit)", "e"]
+        assert np.array_equal(panels[7].images[0].get_array(), maps[0, 4])
+        assert np.array_equal(panels[11].images[0].get_array(), images[1])
+        assert all(ax.get_ylabel() == "IG" for ax in fig.axes if not ax.images)
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="max_cols must be a positive integer"):
+        plot_attribution_grid(images, maps, col_labels="abcde", max_cols=0)
 
 
 def test_plot_attribution_grid_rejects_mismatched_input():
@@ -494,6 +518,7 @@ def test_plot_convergence_is_log_log_with_means_and_guides():
         assert len(guides) == 2
         assert np.allclose(guides[0].get_ydata(), 0.2 * 5 / np.array(steps))        # slope -1 through the top start
         assert len(ax.collections) == 2                                              # one min-max band per method
+        assert ax.get_legend().get_texts()[-1].get_text() == "shaded: best to worst digit"
     finally:
         plt.close(fig)
     with pytest.raises(ValueError, match=r"must have shape \(4, N\)"):
