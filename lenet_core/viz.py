@@ -511,9 +511,10 @@ def plot_pool_windows(x, kernel_size: int, stride: int | None = None, mode: str 
 
 
 def plot_pool_backward(x, dout, kernel_size: int, stride: int | None = None, mode: str = "max",
-                       *, fmt: str = "{:g}") -> Figure:
+                       *, fmt: str = "{:g}", ncols: int = 3) -> Figure:
     """Forward input, upstream gradient ``dout`` and the routed gradient ``dx`` (from
-    :func:`lenet_core.functional.pool2d_backward`), as annotated heat maps.
+    :func:`lenet_core.functional.pool2d_backward`), as annotated heat maps, ``ncols`` per row
+    (2 puts ``dx`` below: room for wide numbers).
 
     For max pooling the cells that received gradient (the first maximum of each window) are framed
     in red on the input.
@@ -533,7 +534,8 @@ def plot_pool_backward(x, dout, kernel_size: int, stride: int | None = None, mod
             p, q = divmod(int(w), kernel_size)
             winners[i * s + p, j * s + q] = True
     return plot_matrices([x, dout, dx], ["input x" + (" (red: winners)" if winners is not None else ""),
-                                         "upstream gradient dout", "dx = gradient routed back"],
+                                         "upstream\ngradient dout", "dx = gradient routed back"],
+                         ncols=ncols,
                          fmt=fmt, cmap="Greys", highlight=[winners, None, None],
                          cbar_labels=["pixel value", "dL/d(output)", "dL/d(input)"],
                          suptitle=f"{mode} pooling backward, kernel {kernel_size}, stride {s}")
