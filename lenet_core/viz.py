@@ -104,13 +104,15 @@ def show_images(images, titles, *, suptitle: str | None = None, cmap: str = "gra
 def plot_matrices(matrices, titles, *, suptitle: str | None = None, annotate: bool = True,
                   fmt: str = "{:g}", cmap: str = "viridis", center_zero: bool = False,
                   xlabels="column", ylabels="row", colorbar: bool = True, cell: float = 0.6,
-                  fontsize: float = 9, highlight=None) -> Figure:
-    """Small matrices as annotated heat maps, side by side: the way to *read* a tiny example.
+                  fontsize: float = 9, highlight=None, cbar_labels="value", ncols: int | None = None,
+                  max_width: float = COLUMN_INCHES) -> Figure:
+    """Small matrices as annotated heat maps, ``ncols`` per row: the way to *read* a tiny example.
 
     matrices: a sequence of 2-D arrays; titles: one per matrix. Every cell prints its value with
-    ``fmt``. ``xlabels``/``ylabels``: one string for all axes or one per matrix. ``highlight``: an
-    optional sequence (one entry per matrix, or ``None``) of boolean masks whose ``True`` cells get a
-    red frame (e.g. the winners of a max pool).
+    ``fmt``. ``xlabels``/``ylabels``/``cbar_labels``: one string for all axes or one per matrix.
+    ``highlight``: an optional sequence (one entry per matrix, or ``None``) of boolean masks whose
+    ``True`` cells get a red frame (e.g. the winners of a max pool). ``cell`` is the side of one
+    matrix cell in inches, shrunk so that the figure is at most ``max_width`` inches wide.
     """
     mats = [_as_2d(f"matrices[{i}]", m) for i, m in enumerate(matrices)]
     if not mats:
@@ -118,12 +120,23 @@ def plot_matrices(matrices, titles, *, suptitle: str | None = None, annotate: bo
     n = len(mats)
     titles = _per_axis(titles, n, "titles")
     xlabels, ylabels = _per_axis(xlabels, n, "xlabels"), _per_axis(ylabels, n, "ylabels")
+    cbar_labels = _per_axis(cbar_labels, n, "cbar_labels")
     highlight = [None] * n if highlight is None else _per_axis(highlight, n, "highlight")
-    widths = [max(m.shape[1], 2) for m in mats]
-    height = max(m.shape[0] for m in mats)
-    fig, axes = plt.subplots(1, n, figsize=(cell * sum(widths) + 1.6 * n, cell * max(height, 2) + 1.3),
-                             width_ratios=widths, squeeze=False, layout="constrained")
-    for ax, m, title, xl, yl, mask in zip(axes[0], mats, titles, xlabels, ylabels, highlight):
+    ncols = min(n, ncols or n)
+    nrows = -(-n // ncols)
+    slots = [mats[r * ncols:(r + 1) * ncols] for r in range(nrows)]
+    widths = [max(max(row[c].shape[1], 2) for row in slots if c < len(row)) for c in range(ncols)]
+    heights = [max(max(m.shape[0], 2) for m in row) for row in slots]
+    cell = min(cell, (max_width - 0.8 * ncols) / sum(widths))      # ~0.8 in of labels per panel
+    fig, axes = plt.subplots(nrows, ncols,
+                             figsize=(min(cell * sum(widths) + 1.6 * ncols, max_width),
+                                      sum(cell * h + 1.0 for h in heights) + 0.3 + 0.3 * bool(suptitle)),
+                             width_ratios=widths, height_ratios=heights, squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.remove()
+    for ax, m, title, xl, yl, cl, mask in zip(axes.flat, mats, titles, xlabels, ylabels, cbar_labels,
+                                              highlight):
         cm = plt.get_cmap("RdBu_r" if center_zero else cmap)
         if center_zero:
             lim = float(np.abs(m).max()) or 1.0
@@ -148,8 +161,10 @@ def plot_matrices(matrices, titles, *, suptitle: str | None = None, annotate: bo
         ax.set_title(title)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
-        if colorbar:
-            _colorbar(fig, h, ax)
+        if colorbar and 3 * m.shape[0] <= m.shape[1]:          # a flat row: its colour bar below
+            fig.colorbar(h, ax=ax, location="bottom", fraction=0.15, aspect=30, label=cl)
+        elif colorbar:
+            _colorbar(fig, h, ax, cl)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -364,15 +379,15 @@ def _kernel_axes(fig, ax, k, name):
     for (i, j), v in np.ndenumerate(k):
         if small:
             ax.text(j, i, f"{v:.2g}",
-                    ha="center", va="center", fontsize=8 if k.shape[0] <= 3 else 6,
+                    ha="center", va="center", fontsize=9 if k.shape[0] <= 3 else 7,
                     color=_text_colour(cm, norm, v))
     ax.set_title(f"kernel: {name}", fontsize=10)
     ax.axis("off")
-    _colorbar(fig, h, ax)
+    _colorbar(fig, h, ax, "weight")
 
 
-def plot_kernel_responses(image, kernels: dict) -> Figure:
-    """Top row: each kernel (values printed); bottom row: its response on ``image``.
+def plot_kernel_responses(image, kernels: dict, *, ncols: int = 3) -> Figure:
+    """Each kernel (values printed) above its response on ``image``, ``ncols`` kernels per row.
 
     Responses come from :func:`filter2d` (cross-correlation, same size) and are drawn with a
     zero-centred colour map (red positive, blue negative) and a colour bar.
@@ -381,17 +396,22 @@ def plot_kernel_responses(image, kernels: dict) -> Figure:
     if not kernels:
         raise ValueError("kernels is empty")
     n = len(kernels)
-    fig, axes = plt.subplots(2, n, figsize=(2.9 * n, 6.0), squeeze=False, layout="constrained")
+    ncols = min(n, ncols)
+    nrows = 2 * -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(min(2.4 * ncols, COLUMN_INCHES), 2.2 * nrows + 0.4),
+                             squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.axis("off")
     for j, (name, k) in enumerate(kernels.items()):
         k = _as_2d(f"kernels[{name!r}]", k)
-        _kernel_axes(fig, axes[0, j], k, name)
+        row, col = 2 * (j // ncols), j % ncols
+        _kernel_axes(fig, axes[row, col], k, name)
         r = filter2d(img, k)
         lim = float(np.abs(r).max()) or 1.0
-        h = axes[1, j].imshow(r, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-        axes[1, j].set_title(f"response: {name}", fontsize=10)
-        axes[1, j].axis("off")
-        _colorbar(fig, h, axes[1, j])
-    fig.suptitle("Classic kernels (top) and what they do to a digit (bottom; red > 0 > blue)")
+        h = axes[row + 1, col].imshow(r, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        axes[row + 1, col].set_title(f"response: {name}", fontsize=10)
+        _colorbar(fig, h, axes[row + 1, col], "response")
+    fig.suptitle("Classic kernels and, below each, what it does to a digit\n(red > 0 > blue)")
     return fig
 
 
@@ -399,46 +419,50 @@ def kernel_explorer_figure(image, kernel, name: str = "kernel") -> Figure:
     """One input, one kernel, one response, side by side, each with a colour bar (the widget's view)."""
     img, k = _as_2d("image", image), _as_2d("kernel", kernel)
     r = filter2d(img, k)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_INCHES, 2.9), layout="constrained")
     h = axes[0].imshow(img, cmap="gray", interpolation="nearest")
     axes[0].set_title("input")
     axes[0].axis("off")
-    _colorbar(fig, h, axes[0])
+    _colorbar(fig, h, axes[0], "intensity")
     _kernel_axes(fig, axes[1], k, name)
     lim = float(np.abs(r).max()) or 1.0
     h = axes[2].imshow(r, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-    axes[2].set_title(f"response (min {r.min():.2f}, max {r.max():.2f})")
+    axes[2].set_title(f"response\n(min {r.min():.2f}, max {r.max():.2f})")
     axes[2].axis("off")
-    _colorbar(fig, h, axes[2])
+    _colorbar(fig, h, axes[2], "response")
     fig.suptitle(f"Cross-correlation with '{name}'")
     return fig
 
 
 def plot_kernel_gallery(images, kernels: dict, *, row_labels=None) -> Figure:
-    """Every kernel on every image: one row per image (input first), one column per kernel.
+    """Every kernel on every image: one column per image, the input in the first row and one row
+    per kernel below it, each response with its own colour bar.
 
-    This is the static version of the chapter's kernel explorer widget.
+    This is the static version of the chapter's kernel explorer widget. ``row_labels``: one name
+    per image (the columns' titles; the argument kept its name from the transposed layout).
     """
     imgs = _as_images("images", images, 3)
     if not kernels:
         raise ValueError("kernels is empty")
-    row_labels = _per_axis(row_labels, len(imgs), "row_labels")
+    labels = _per_axis(row_labels, len(imgs), "row_labels")
     n = len(kernels) + 1
-    fig, axes = plt.subplots(len(imgs), n, figsize=(2.3 * n, 2.2 * len(imgs) + 0.6), squeeze=False,
-                             layout="constrained")
-    for i, img in enumerate(imgs):
+    fig, axes = plt.subplots(n, len(imgs), figsize=(min(1.8 * len(imgs) + 0.2, COLUMN_INCHES), 1.65 * n + 0.5),
+                             squeeze=False, layout="constrained")
+    for c, img in enumerate(imgs):
         img = img.astype(np.float64)
-        axes[i, 0].imshow(img, cmap="gray", interpolation="nearest")
-        axes[i, 0].set_title("input" if row_labels[i] is None else f"input ({row_labels[i]})", fontsize=9)
-        axes[i, 0].axis("off")
-        for j, (name, k) in enumerate(kernels.items(), start=1):
-            r = filter2d(img, k)
-            lim = float(np.abs(r).max()) or 1.0
-            h = axes[i, j].imshow(r, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-            axes[i, j].set_title(name, fontsize=9)
-            axes[i, j].axis("off")
-            _colorbar(fig, h, axes[i, j])
-    fig.suptitle("Every kernel on every digit (red > 0 > blue, each panel on its own scale)")
+        axes[0, c].imshow(img, cmap="gray", interpolation="nearest")
+        axes[0, c].set_title("input" if labels[c] is None else f"input: {labels[c]}", fontsize=9)
+        axes[0, c].axis("off")
+        for r, (name, k) in enumerate(kernels.items(), start=1):
+            out = filter2d(img, k)
+            lim = float(np.abs(out).max()) or 1.0
+            h = axes[r, c].imshow(out, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            axes[r, c].set_title(name, fontsize=9)
+            axes[r, c].axis("off")
+            cb = _colorbar(fig, h, axes[r, c], "response")
+            cb.ax.tick_params(labelsize=8)
+            cb.ax.yaxis.label.set_fontsize(8)
+    fig.suptitle("Every kernel (rows) on every digit (columns):\nred > 0 > blue, each panel on its own scale")
     return fig
 
 
@@ -469,7 +493,8 @@ def plot_pool_windows(x, kernel_size: int, stride: int | None = None, mode: str 
     out, cache = _pool(x, kernel_size, s, mode)
     fig = plot_matrices([x, out], [f"input {x.shape[0]}x{x.shape[1]}",
                                    f"{mode} pool k={kernel_size}, s={s}: {out.shape[0]}x{out.shape[1]}"],
-                        fmt=fmt, cmap="Greys", suptitle="each output cell summarises the window of its colour")
+                        fmt=fmt, cmap="Greys", cbar_labels=["pixel value", "pooled value"],
+                        suptitle="each output cell summarises the window of its colour")
     ax_in, ax_out = fig.axes[0], fig.axes[1]   # the colour bars come after the two image axes
     OH, OW = out.shape
     for i in range(OH):
@@ -486,9 +511,10 @@ def plot_pool_windows(x, kernel_size: int, stride: int | None = None, mode: str 
 
 
 def plot_pool_backward(x, dout, kernel_size: int, stride: int | None = None, mode: str = "max",
-                       *, fmt: str = "{:g}") -> Figure:
+                       *, fmt: str = "{:g}", ncols: int = 3) -> Figure:
     """Forward input, upstream gradient ``dout`` and the routed gradient ``dx`` (from
-    :func:`lenet_core.functional.pool2d_backward`), as annotated heat maps.
+    :func:`lenet_core.functional.pool2d_backward`), as annotated heat maps, ``ncols`` per row
+    (2 puts ``dx`` below: room for wide numbers).
 
     For max pooling the cells that received gradient (the first maximum of each window) are framed
     in red on the input.
@@ -508,8 +534,10 @@ def plot_pool_backward(x, dout, kernel_size: int, stride: int | None = None, mod
             p, q = divmod(int(w), kernel_size)
             winners[i * s + p, j * s + q] = True
     return plot_matrices([x, dout, dx], ["input x" + (" (red: winners)" if winners is not None else ""),
-                                         "upstream gradient dout", "dx = gradient routed back"],
+                                         "upstream\ngradient dout", "dx = gradient routed back"],
+                         ncols=ncols,
                          fmt=fmt, cmap="Greys", highlight=[winners, None, None],
+                         cbar_labels=["pixel value", "dL/d(output)", "dL/d(input)"],
                          suptitle=f"{mode} pooling backward, kernel {kernel_size}, stride {s}")
 
 
@@ -521,7 +549,7 @@ def pool_explorer_figure(image, kernel_size: int, stride: int | None = None, mod
     return show_images([img, out], [f"input {img.shape[0]}x{img.shape[1]}",
                                     f"{mode} pool k={kernel_size}, s={s}: {out.shape[0]}x{out.shape[1]}"],
                        suptitle=f"{mode} pooling with kernel {kernel_size} and stride {s}",
-                       vmin=float(img.min()), vmax=float(img.max()), size=3.6)
+                       vmin=float(img.min()), vmax=float(img.max()), size=2.9, cbar_label="intensity")
 
 
 def plot_pool_gallery(image, kernel_sizes=(2, 3), strides=(1, 2, 3), modes=("avg", "max")) -> Figure:
@@ -537,8 +565,8 @@ def plot_pool_gallery(image, kernel_sizes=(2, 3), strides=(1, 2, 3), modes=("avg
     lo, hi = float(img.min()), float(img.max())
     rows = [(m, k) for m in modes for k in kernel_sizes]
     n = len(strides) + 1
-    fig, axes = plt.subplots(len(rows), n, figsize=(2.3 * n + 0.8, 2.3 * len(rows) + 0.5), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(len(rows), n, figsize=(min(1.65 * n + 0.6, COLUMN_INCHES), 1.75 * len(rows) + 0.6),
+                             squeeze=False, layout="constrained")
     h = axes[0, 0].imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
     axes[0, 0].set_title(f"input {img.shape[0]}x{img.shape[1]}", fontsize=9)
     axes[0, 0].axis("off")
@@ -595,7 +623,7 @@ def plot_computation_graph(nodes, edges, *, title: str = "Computation graph", fm
         ax.annotate("", xy=(x1 - 0.45, y1), xytext=(x0 + 0.45, y0),
                     arrowprops=dict(arrowstyle="->", color="grey", lw=1.4, shrinkA=2, shrinkB=2), zorder=1)
         if local:
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, local, ha="center", va="bottom", fontsize=8.5,
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, local, ha="center", va="bottom", fontsize=9,
                     color="tab:blue", zorder=2, bbox=dict(fc="white", ec="none", alpha=0.8, pad=0.5))
     ax.set_xlim(min(xs) - 0.9, max(xs) + 0.9)
     ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
