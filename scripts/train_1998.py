@@ -1,8 +1,8 @@
 """Train LeNet-5 as it was in 1998 (lenet_core.lenet1998), distortions off and on, over several seeds.
 
     export PYTHONPATH=$PWD LENET_MNIST_DIR=../shared/mnist
-    OPENBLAS_NUM_THREADS=1 flock /tmp/lenet-cpu.lock python scripts/train_1998.py        # full: ~20 min
-    python scripts/train_1998.py --quick --out /tmp/lenet1998.json                       # code path only
+    python scripts/train_1998.py                     # full: ~25 min on 2 quiet cores
+    python scripts/train_1998.py --quick --out /tmp/lenet1998.json   # code path only
 
 The network, its initialisation, the input scaling, the RBF loss (eq. 9) and stochastic diagonal
 Levenberg-Marquardt with the paper's schedule over ``--passes`` passes, on the 55,000 training images
@@ -28,27 +28,13 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lenet_core.data import load_mnist, split_validation  # noqa: E402
-from lenet_core.lenet1998 import LeNet5_1998, RBFLoss, evaluate_1998, fit_1998, prepare_1998  # noqa: E402
+from lenet_core.data import load_splits  # noqa: E402
+from lenet_core.lenet1998 import DISTORTION, LeNet5_1998, RBFLoss, evaluate_1998, fit_1998, prepare_1998  # noqa: E402
 from lenet_core.model import save_weights  # noqa: E402
 from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
 
-_DATA = {}
-
-
-def _data(limit, val_size):
-    key = (limit, val_size)
-    if key not in _DATA:
-        mnist = load_mnist()
-        (x, y), (xv, yv) = split_validation(mnist.x_train, mnist.y_train, size=val_size, seed=0)
-        if limit:
-            x, y = x[:limit], y[:limit]
-        _DATA[key] = (prepare_1998(x), y, prepare_1998(xv), yv, prepare_1998(mnist.x_test), mnist.y_test)
-    return _DATA[key]
-
-
 def run_one(seed, distort, passes, batch_size, limit, val_size, weights_path, quiet):
-    x, y, xv, yv, xt, yt = _data(limit, val_size)
+    x, y, xv, yv, xt, yt = load_splits(prepare_1998, limit=limit, val_size=val_size)
     model = LeNet5_1998(seed=seed)
     start = time.perf_counter()
     history = fit_1998(model, x, y, epochs=passes, batch_size=batch_size, validation=(xv, yv),
@@ -94,6 +80,7 @@ def main(argv=None):
     config = {"batch_size": args.batch_size, "passes": args.passes, "passes_distorted": args.passes_distorted,
               "train_images": limit or 55000, "validation_images": val_size, "optimizer": "sdlm",
               "sdlm_reduction": "mean", "mu": 0.02, "hessian_samples": 500, "rbf_j": RBFLoss().j,
+              "distortion": DISTORTION,
               "paper_test_error": {"off": 0.0095, "on": 0.008}}
     tasks = []
     for seed in args.seeds:
