@@ -7,9 +7,10 @@
 For each distortion setting below and each seed, the 1998 network (lenet_core.lenet1998) trains
 one pass of SDLM at the paper's first rate on the first ``--images`` of the training split (600
 updates of 32 by default: the divergences we saw happened within the first 100 updates). A run
-has *diverged* when the mean loss of its last 100 updates is above ``DIVERGED`` (a trained network
-is below 1; one stuck at chance, its F6 saturated, sits between 50 and 100). Validation and test
-sets are not read. Writes results/lenet1998_probe.json.
+has *diverged* when the training loop stops it (a batch's loss ten times its starting value:
+lenet_core.train.DivergenceError; a network stuck at chance, its F6 saturated, sits between 50 and
+100) or the mean loss of its last 100 updates is above ``DIVERGED`` (a healthy one is below 1).
+Validation and test sets are not read. Writes results/lenet1998_probe.json.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from lenet_core.data import load_splits  # noqa: E402
 from lenet_core.lenet1998 import DISTORTION, LeNet5_1998, RBFLoss, fit_1998, prepare_1998  # noqa: E402
 from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
+from lenet_core.train import DivergenceError  # noqa: E402
 
 #: mean loss of the last 100 updates above which a run counts as diverged
 DIVERGED = 10.0
@@ -59,11 +61,15 @@ class _TailLoss(RBFLoss):
 def probe(ranges, seed, images):
     x, y, *_ = load_splits(prepare_1998, limit=images)
     loss = _TailLoss()
-    fit_1998(LeNet5_1998(seed=seed), x, y, epochs=1, loss_fn=loss, distort=ranges is not None,
-             distortion=ranges, seed=seed, quiet=True)
+    try:
+        fit_1998(LeNet5_1998(seed=seed), x, y, epochs=1, loss_fn=loss, distort=ranges is not None,
+                 distortion=ranges, seed=seed, quiet=True)
+        stopped = None
+    except DivergenceError as error:                  # the training loop's own divergence check
+        stopped = str(error)
     tail = float(np.mean(loss.trace[-100:]))
-    return {"seed": seed, "tail_loss": tail, "diverged": tail > DIVERGED,
-            "max_loss": float(np.max(loss.trace)), "updates": len(loss.trace)}
+    return {"seed": seed, "tail_loss": tail, "diverged": stopped is not None or tail > DIVERGED,
+            "stopped": stopped, "max_loss": float(np.max(loss.trace)), "updates": len(loss.trace)}
 
 
 def main(argv=None):

@@ -233,5 +233,8 @@ def test_cli_model_lenet1998(mnist_root, tmp_path, capsys):
     assert "LeNet-5 as in 1998 (60,000 trainable parameters), SDLM" in printed and "test accuracy" in printed
     trained = load_weights(LeNet5_1998(), out)
     assert not np.allclose(trained["C1"].params["W"], LeNet5_1998()["C1"].params["W"])      # it trained
+    assert cli.main(["evaluate", str(out), "--data", str(mnist_root)]) == 0           # recognised as 1998
+    trained_line = [line for line in printed.splitlines() if "test accuracy" in line][-1]
+    assert trained_line.split("test accuracy")[1].split()[0] in capsys.readouterr().out   # the same accuracy
     assert cli.main(["train", "--model", "lenet1998", "--engine", "torch", "--data", str(mnist_root)]) != 0
     assert "--engine torch does not apply to --model lenet1998" in capsys.readouterr().err
