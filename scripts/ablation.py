@@ -7,7 +7,8 @@
 Every rung changes one thing with respect to the rung it starts from (``base``) and is trained for
 ``--epochs`` epochs (a reduced budget: the same for every rung) on the 55,000 images left by
 lenet_core.data.split_validation (or their first ``--limit``), for each seed; its validation error (the 5,000 held-out images)
-is reported as mean and sd over the seeds. The test set is read once, at the end of training, for
+is reported as mean and sd over the seeds (a run the training loop stops as diverged counts with its
+validation error where it stopped, and is counted in ``diverged``). The test set is read once, at the end of training, for
 the models of the rungs listed in FINAL only. Then the "overfit 100 images" sanity check: the 1998
 network and the book's recipe on 100 training images, until they fit them.
 Writes results/ablation.json (rewritten after every run; ``complete`` says whether all are in).
@@ -33,6 +34,7 @@ from lenet_core.lenet1998 import (MLP, LeNet5_1998, RBFLoss, evaluate_1998, fit_
                                   prepare_1998, trainable_parameters)
 from lenet_core.losses import MSELoss, SoftmaxCrossEntropy  # noqa: E402
 from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
+from lenet_core.train import DivergenceError  # noqa: E402
 
 #: the 1998 starting point: model switches and training options
 BASE = dict(output="rbf", activation="scaled_tanh", c3="partial", pooling="trainable", init="1998",
@@ -93,12 +95,15 @@ def run_one(key, seed, epochs, batch_size, limit, val_size, test):
     x, xv, xt = d[config["input"]]
     model, loss = build(config, seed)
     start = time.perf_counter()
-    history = fit_1998(model, x, d["y"], epochs=epochs, loss_fn=loss, optimizer=config["optimizer"],
-                       batch_size=batch_size, validation=(xv, d["yv"]), augment_shift=config["augment"],
-                       seed=seed, quiet=True)
-    result = {"rung": key, "seed": seed, "seconds": time.perf_counter() - start,
-              "val_error": [1 - a for a in history["val_acc"]], "train_loss": history["loss"],
-              "parameters": trainable_parameters(model)}
+    try:
+        history = fit_1998(model, x, d["y"], epochs=epochs, loss_fn=loss, optimizer=config["optimizer"],
+                           batch_size=batch_size, validation=(xv, d["yv"]), augment_shift=config["augment"],
+                           seed=seed, quiet=True)
+        diverged, val_error, train_loss = None, [1 - a for a in history["val_acc"]], history["loss"]
+    except DivergenceError as error:          # stopped by the loop: the rung's error where it stopped
+        diverged, val_error, train_loss = str(error), [1 - evaluate_1998(model, xv, d["yv"], loss)[1]], []
+    result = {"rung": key, "seed": seed, "seconds": time.perf_counter() - start, "diverged": diverged,
+              "val_error": val_error, "train_loss": train_loss, "parameters": trainable_parameters(model)}
     if test:
         result["test_error"] = 1 - evaluate_1998(model, xt, d["yt"], loss)[1]   # the test set, read once
     return result
@@ -129,7 +134,8 @@ def summarise(runs):
         row = {"rung": key, "label": label, "base": base, "change": change, "n": len(rs),
                "parameters": rs[0]["parameters"], "val_error_mean": float(np.mean(final)),
                "val_error_sd": float(np.std(final, ddof=1)) if len(rs) > 1 else None,
-               "val_errors": final, "seconds_mean": float(np.mean([r["seconds"] for r in rs]))}
+               "val_errors": final, "seconds_mean": float(np.mean([r["seconds"] for r in rs])),
+               "diverged": sum(bool(r.get("diverged")) for r in rs)}
         tests = [r["test_error"] for r in rs if "test_error" in r]
         if tests:
             row.update(test_error_mean=float(np.mean(tests)),
@@ -178,7 +184,8 @@ def main(argv=None):
                     runs.append(f.result())
                     bar.update()
                     r = runs[-1]
-                    print(f"{r['rung']} seed {r['seed']}: val error {r['val_error'][-1]:.2%}", flush=True)
+                    print(f"{r['rung']} seed {r['seed']}: val error {r['val_error'][-1]:.2%}"
+                          f"{' (stopped: diverged)' if r['diverged'] else ''}", flush=True)
                     record(False)
         else:
             for t in tasks:
