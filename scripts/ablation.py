@@ -167,7 +167,8 @@ def main(argv=None):
     runs, extra = [], {}
     config = {"epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,
               "train_images": limit or 55000, "validation_images": val_size, "base": BASE, "final": list(FINAL),
-              "sdlm": "the paper's first passes of its schedule, mu 0.02, Hessian on 500 samples per pass",
+              "sdlm": "the paper's first passes of its schedule, mu 0.02, Hessian on 500 samples per pass "
+                      "and every 10 updates of the first pass",
               "momentum": "SGD Nesterov 0.9, lr 0.05, weight decay 5e-4, cosine over the epochs"}
 
     def record(complete):

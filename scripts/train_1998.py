@@ -86,7 +86,7 @@ def main(argv=None):
             p.error("--quick writes to a temporary folder: pass --out elsewhere than results/")
     config = {"batch_size": args.batch_size, "passes": args.passes, "passes_distorted": args.passes_distorted,
               "train_images": limit or 55000, "validation_images": val_size, "optimizer": "sdlm",
-              "sdlm_reduction": "mean", "mu": 0.02, "hessian_samples": 500, "rbf_j": RBFLoss().j,
+              "sdlm_reduction": "mean", "mu": 0.02, "hessian_samples": 500, "early_curvature_every": 10, "rbf_j": RBFLoss().j,
               "distortion": DISTORTION,
               "paper_test_error": {"off": 0.0095, "on": 0.008}}
     tasks = []

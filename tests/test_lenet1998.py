@@ -187,6 +187,23 @@ def test_sdlm_keeps_absent_c3_connections_at_zero(mnist):
     assert np.isfinite(history["loss"][0])
 
 
+def test_fit_1998_re_estimates_the_curvature_early(mnist, monkeypatch):
+    """Before every pass, and every k updates of the first pass only (our departure from the paper)."""
+    from lenet_core import lenet1998
+
+    calls = []
+    real = lenet1998.estimate_curvature
+    monkeypatch.setattr(lenet1998, "estimate_curvature", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, y = prepare_1998(mnist.x_train[:320]), mnist.y_train[:320]        # 10 updates of 32 per pass
+    lenet1998.fit_1998(LeNet5_1998(seed=0), x, y, epochs=2, hessian_samples=32, early_curvature_every=3,
+                       quiet=True)
+    assert len(calls) == 1 + 3 + 1                                        # pass 1: after updates 3, 6, 9
+    calls.clear()
+    lenet1998.fit_1998(LeNet5_1998(seed=0), x, y, epochs=2, hessian_samples=32, early_curvature_every=None,
+                       quiet=True)
+    assert len(calls) == 2                                                # the paper: once per pass
+
+
 # ----------------------------------------------------------------------------------------------
 # Distortions
 # ----------------------------------------------------------------------------------------------
