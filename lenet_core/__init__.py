@@ -2,8 +2,9 @@
 
 Modules: ``functional`` (convolution and pooling: naive loops and the fast unfold engine),
 ``layers``, ``losses``, ``model`` (``Sequential``, ``LeNet5``, ``.npz`` weights), ``optim``, ``train``,
-``data`` (MNIST), ``gradcheck``, ``summary`` (architecture tables), ``viz`` (the book's figures),
-``twin`` (the PyTorch twin), ``attribution`` (Integrated Gradients), ``attribution_methods`` (saliency,
+``data`` (MNIST), ``gradcheck``, ``summary`` (architecture tables), ``fields`` (receptive fields),
+``viz`` (the book's figures), ``twin`` (the PyTorch twin), ``attribution`` (Integrated Gradients),
+``attribution_methods`` (saliency,
 SmoothGrad, occlusion, GradientSHAP), ``attribution_checks`` (sanity checks, deletion/insertion),
 ``grading`` (the autograder), ``lenet1998`` (LeNet-5 as in 1998: its layers, RBF loss, SDLM,
 distortions; twin in ``twin1998``).

@@ -311,12 +311,12 @@ def plot_randomization(methods: dict, *, threshold=None, title=None):
                         yerr=[[data["median"] - data["q1"]], [data["q3"] - data["median"]]],
                         fmt="s", ms=4, color=color, capsize=2)
         ax.set_xticks(x, labels, fontsize=7, rotation=45)
-        ax.set_xlabel("layers re-initialised (cumulative, from the output)")
+        ax.set_xlabel("layers re-initialised (cumulative)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     if threshold is not None:
         axes[0].axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold}")
-    axes[0].legend(fontsize=6.5, loc="lower left")
+    axes[0].legend(fontsize=7, loc="lower left")
     if title:
         fig.suptitle(title)
     return fig
@@ -340,7 +340,7 @@ def plot_curves(baselines: dict, *, title=None):
                 curve = np.asarray(entry[mode]["curve_mean"])
                 frac = np.linspace(0, 1, len(curve))
                 if name == "random":
-                    ax.plot(frac, curve, "k--", lw=1.5, label="random order")
+                    ax.plot(frac, curve, "k--", lw=1.5, label="random order (band: quartiles)")
                     ax.fill_between(frac, entry[mode]["curve_q1"], entry[mode]["curve_q3"], color="k", alpha=0.1)
                 else:
                     ax.plot(frac, curve, lw=1.2, color=plt.get_cmap("tab10")(k - 1), label=name)
@@ -348,7 +348,7 @@ def plot_curves(baselines: dict, *, title=None):
             ax.set_xlabel("fraction of pixels " + ("removed" if mode == "deletion" else "revealed"))
             ax.set_ylabel("probability of the true class")
             ax.grid(alpha=0.3)
-    axes[0, 1].legend(fontsize=6.5, loc="lower right")
+    axes[0, 1].legend(fontsize=7, loc="lower right")
     if title:
         fig.suptitle(title)
     return fig

@@ -15,9 +15,15 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 # Sections by topic; each ends by adding its names to __all__.
 __all__: list[str] = []
+
+# The book's content column is about 730 px wide at a 1280 px window, and the notebooks' inline
+# backend draws at 100 dpi: a figure at most this wide (inches) is shown at (nearly) its natural
+# size, so a 10-pt label stays about 13 px tall. Wider figures are scaled down in the page.
+COLUMN_INCHES = 7.2
 
 
 def _as_2d(name: str, a) -> np.ndarray:
@@ -98,13 +104,15 @@ def show_images(images, titles, *, suptitle: str | None = None, cmap: str = "gra
 def plot_matrices(matrices, titles, *, suptitle: str | None = None, annotate: bool = True,
                   fmt: str = "{:g}", cmap: str = "viridis", center_zero: bool = False,
                   xlabels="column", ylabels="row", colorbar: bool = True, cell: float = 0.6,
-                  fontsize: float = 9, highlight=None) -> Figure:
-    """Small matrices as annotated heat maps, side by side: the way to *read* a tiny example.
+                  fontsize: float = 9, highlight=None, cbar_labels="value", ncols: int | None = None,
+                  max_width: float = COLUMN_INCHES) -> Figure:
+    """Small matrices as annotated heat maps, ``ncols`` per row: the way to *read* a tiny example.
 
     matrices: a sequence of 2-D arrays; titles: one per matrix. Every cell prints its value with
-    ``fmt``. ``xlabels``/``ylabels``: one string for all axes or one per matrix. ``highlight``: an
-    optional sequence (one entry per matrix, or ``None``) of boolean masks whose ``True`` cells get a
-    red frame (e.g. the winners of a max pool).
+    ``fmt``. ``xlabels``/``ylabels``/``cbar_labels``: one string for all axes or one per matrix.
+    ``highlight``: an optional sequence (one entry per matrix, or ``None``) of boolean masks whose
+    ``True`` cells get a red frame (e.g. the winners of a max pool). ``cell`` is the side of one
+    matrix cell in inches, shrunk so that the figure is at most ``max_width`` inches wide.
     """
     mats = [_as_2d(f"matrices[{i}]", m) for i, m in enumerate(matrices)]
     if not mats:
@@ -112,12 +120,23 @@ def plot_matrices(matrices, titles, *, suptitle: str | None = None, annotate: bo
     n = len(mats)
     titles = _per_axis(titles, n, "titles")
     xlabels, ylabels = _per_axis(xlabels, n, "xlabels"), _per_axis(ylabels, n, "ylabels")
+    cbar_labels = _per_axis(cbar_labels, n, "cbar_labels")
     highlight = [None] * n if highlight is None else _per_axis(highlight, n, "highlight")
-    widths = [max(m.shape[1], 2) for m in mats]
-    height = max(m.shape[0] for m in mats)
-    fig, axes = plt.subplots(1, n, figsize=(cell * sum(widths) + 1.6 * n, cell * max(height, 2) + 1.3),
-                             width_ratios=widths, squeeze=False, layout="constrained")
-    for ax, m, title, xl, yl, mask in zip(axes[0], mats, titles, xlabels, ylabels, highlight):
+    ncols = min(n, ncols or n)
+    nrows = -(-n // ncols)
+    slots = [mats[r * ncols:(r + 1) * ncols] for r in range(nrows)]
+    widths = [max(max(row[c].shape[1], 2) for row in slots if c < len(row)) for c in range(ncols)]
+    heights = [max(max(m.shape[0], 2) for m in row) for row in slots]
+    cell = min(cell, (max_width - 0.8 * ncols) / sum(widths))      # ~0.8 in of labels per panel
+    fig, axes = plt.subplots(nrows, ncols,
+                             figsize=(min(cell * sum(widths) + 1.6 * ncols, max_width),
+                                      sum(cell * h + 1.0 for h in heights) + 0.3 + 0.3 * bool(suptitle)),
+                             width_ratios=widths, height_ratios=heights, squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.remove()
+    for ax, m, title, xl, yl, cl, mask in zip(axes.flat, mats, titles, xlabels, ylabels, cbar_labels,
+                                              highlight):
         cm = plt.get_cmap("RdBu_r" if center_zero else cmap)
         if center_zero:
             lim = float(np.abs(m).max()) or 1.0
@@ -142,8 +161,10 @@ def plot_matrices(matrices, titles, *, suptitle: str | None = None, annotate: bo
         ax.set_title(title)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
-        if colorbar:
-            _colorbar(fig, h, ax)
+        if colorbar and 3 * m.shape[0] <= m.shape[1]:          # a flat row: its colour bar below
+            fig.colorbar(h, ax=ax, location="bottom", fraction=0.15, aspect=30, label=cl)
+        elif colorbar:
+            _colorbar(fig, h, ax, cl)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -156,7 +177,8 @@ def plot_value_histograms(arrays, titles, *, suptitle: str | None = None, bins: 
     if not arrays or any(a.size == 0 for a in arrays):
         raise ValueError("arrays must be a non-empty sequence of non-empty arrays")
     titles = _per_axis(titles, len(arrays), "titles")
-    fig, axes = plt.subplots(1, len(arrays), figsize=(4 * len(arrays), 3.2), squeeze=False,
+    width = min(4.0, COLUMN_INCHES / len(arrays))
+    fig, axes = plt.subplots(1, len(arrays), figsize=(width * len(arrays), 3.4), squeeze=False,
                              layout="constrained")
     for ax, a, title in zip(axes[0], arrays, titles):
         ax.hist(a, bins=bins, color="tab:blue")
@@ -164,10 +186,10 @@ def plot_value_histograms(arrays, titles, *, suptitle: str | None = None, bins: 
         ax.axvline(a.mean(), color="tab:red", ls="--", label=f"mean {a.mean():.3f}")
         ax.axvspan(a.mean() - a.std(), a.mean() + a.std(), color="tab:red", alpha=0.1,
                    label=f"± std {a.std():.3f}")
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("count (log scale)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -189,7 +211,8 @@ def plot_digit_grid(images, labels, *, per_class: int = 10, num_classes: int = 1
     if labels.shape != (len(images),):
         raise ValueError(f"labels must have shape ({len(images)},), got {labels.shape}")
     rng = np.random.default_rng(rng)
-    fig, axes = plt.subplots(num_classes, per_class, figsize=(0.8 * per_class + 0.6, 0.8 * num_classes + 0.6),
+    cell = min(0.65, (COLUMN_INCHES - 0.8) / per_class)
+    fig, axes = plt.subplots(num_classes, per_class, figsize=(cell * per_class + 0.8, cell * num_classes + 0.6),
                              squeeze=False, layout="constrained")
     for k in range(num_classes):
         idx = np.flatnonzero(labels == k)
@@ -197,7 +220,7 @@ def plot_digit_grid(images, labels, *, per_class: int = 10, num_classes: int = 1
             raise ValueError(f"class {k} has {len(idx)} examples, fewer than per_class={per_class}")
         for j, i in enumerate(rng.choice(idx, per_class, replace=False)):
             ax = axes[k, j]
-            ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
+            ax.imshow(images[i], cmap="gray", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
@@ -216,8 +239,9 @@ def plot_pixel_values(image, *, title: str = "pixel values", fontsize: float = 7
     img = np.asarray(image)
     _as_2d("image", img)
     H, W = img.shape
-    fig, ax = plt.subplots(figsize=(0.42 * W + 1.5, 0.42 * H + 0.8), layout="constrained")
-    cm = plt.get_cmap("gray_r")
+    cell = (COLUMN_INCHES - 0.7) / W       # the colour bar goes below: the values need the width
+    fig, ax = plt.subplots(figsize=(cell * W + 0.7, cell * H + 1.3), layout="constrained")
+    cm = plt.get_cmap("gray")
     norm = plt.Normalize(float(img.min()), float(img.max()) if img.max() > img.min() else float(img.min()) + 1)
     h = ax.imshow(img, cmap=cm, norm=norm, interpolation="nearest")
     for (i, j), v in np.ndenumerate(img):
@@ -229,7 +253,8 @@ def plot_pixel_values(image, *, title: str = "pixel values", fontsize: float = 7
     ax.set_xlabel("column")
     ax.set_ylabel("row")
     ax.set_title(title)
-    _colorbar(fig, h, ax, "intensity")
+    fig.colorbar(h, ax=ax, orientation="horizontal", location="bottom", fraction=0.035, pad=0.01,
+                 aspect=40, label="intensity")
     return fig
 
 
@@ -242,18 +267,18 @@ def plot_class_counts(y_train, y_test, *, num_classes: int = 10) -> Figure:
     train = np.bincount(y_train, minlength=num_classes)
     test = np.bincount(y_test, minlength=num_classes)
     x = np.arange(num_classes)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+    fig, axes = plt.subplots(2, 1, figsize=(COLUMN_INCHES, 5.6), sharex=True, layout="constrained")
     for ax, counts, name, colour in ((axes[0], train, "training set", "tab:blue"),
                                      (axes[1], test, "test set", "tab:orange")):
         bars = ax.bar(x, counts, color=colour)
         ax.bar_label(bars, fontsize=8)
         ax.axhline(counts.mean(), color="black", ls="--", lw=1, label=f"uniform: {counts.mean():,.0f}")
         ax.set_xticks(x)
-        ax.set_xlabel("class (digit)")
         ax.set_ylabel("number of images")
         ax.set_ylim(0, counts.max() * 1.15)
         ax.set_title(f"{name}: {counts.sum():,} images")
         ax.legend(loc="lower right", fontsize=8)
+    axes[1].set_xlabel("class (digit)")
     fig.suptitle("MNIST class balance")
     return fig
 
@@ -271,11 +296,11 @@ def plot_receptive_field_centres(image, *, kernel: int = 5, pad: int = 2) -> Fig
         raise ValueError(f"kernel must be a positive odd size, got {kernel}")
     padded = np.pad(img, pad)
     r = kernel // 2
-    fig, axes = plt.subplots(1, 2, figsize=(11, 6.4), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 3.9), layout="constrained")
     for ax, im, name in ((axes[0], img, "no padding"), (axes[1], padded, f"padded by {pad}")):
         n = im.shape[0]
         out = n - kernel + 1
-        h = ax.imshow(im, cmap="gray_r", interpolation="nearest")
+        h = ax.imshow(im, cmap="gray", interpolation="nearest")
         # the square of all receptive-field centres
         ax.add_patch(plt.Rectangle((r - 0.5, r - 0.5), out, out, fill=False, ec="tab:red", lw=2, ls="--",
                                    label=f"centres of the {out}x{out} C1 outputs"))
@@ -287,12 +312,13 @@ def plot_receptive_field_centres(image, *, kernel: int = 5, pad: int = 2) -> Fig
         if im is padded:
             ax.add_patch(plt.Rectangle((pad - 0.5, pad - 0.5), img.shape[1], img.shape[0], fill=False,
                                        ec="tab:green", lw=1.5, label="original 28x28 digit"))
-        ax.set_title(f"{name}: {n}x{n} input -> {out}x{out} C1 map")
+        ax.set_title(f"{name}: {n}x{n} input -> {out}x{out} C1 map", fontsize=9)
         ax.set_xlabel("column")
         ax.set_ylabel("row")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, ncols=2)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=8)
         _colorbar(fig, h, ax, "intensity")
-    fig.suptitle(f"Where C1 can look: blue = a {kernel}x{kernel} receptive field and its centre (dot), in two corners")
+    fig.suptitle(f"Where C1 can look: blue = a {kernel}x{kernel} receptive field and its\n"
+                 "centre (dot), in two corners")
     return fig
 
 
@@ -353,15 +379,15 @@ def _kernel_axes(fig, ax, k, name):
     for (i, j), v in np.ndenumerate(k):
         if small:
             ax.text(j, i, f"{v:.2g}",
-                    ha="center", va="center", fontsize=8 if k.shape[0] <= 3 else 6,
+                    ha="center", va="center", fontsize=9 if k.shape[0] <= 3 else 7,
                     color=_text_colour(cm, norm, v))
     ax.set_title(f"kernel: {name}", fontsize=10)
     ax.axis("off")
-    _colorbar(fig, h, ax)
+    _colorbar(fig, h, ax, "weight")
 
 
-def plot_kernel_responses(image, kernels: dict) -> Figure:
-    """Top row: each kernel (values printed); bottom row: its response on ``image``.
+def plot_kernel_responses(image, kernels: dict, *, ncols: int = 3) -> Figure:
+    """Each kernel (values printed) above its response on ``image``, ``ncols`` kernels per row.
 
     Responses come from :func:`filter2d` (cross-correlation, same size) and are drawn with a
     zero-centred colour map (red positive, blue negative) and a colour bar.
@@ -370,17 +396,22 @@ def plot_kernel_responses(image, kernels: dict) -> Figure:
     if not kernels:
         raise ValueError("kernels is empty")
     n = len(kernels)
-    fig, axes = plt.subplots(2, n, figsize=(2.9 * n, 6.0), squeeze=False, layout="constrained")
+    ncols = min(n, ncols)
+    nrows = 2 * -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(min(2.4 * ncols, COLUMN_INCHES), 2.2 * nrows + 0.4),
+                             squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.axis("off")
     for j, (name, k) in enumerate(kernels.items()):
         k = _as_2d(f"kernels[{name!r}]", k)
-        _kernel_axes(fig, axes[0, j], k, name)
+        row, col = 2 * (j // ncols), j % ncols
+        _kernel_axes(fig, axes[row, col], k, name)
         r = filter2d(img, k)
         lim = float(np.abs(r).max()) or 1.0
-        h = axes[1, j].imshow(r, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-        axes[1, j].set_title(f"response: {name}", fontsize=10)
-        axes[1, j].axis("off")
-        _colorbar(fig, h, axes[1, j])
-    fig.suptitle("Classic kernels (top) and what they do to a digit (bottom; red > 0 > blue)")
+        h = axes[row + 1, col].imshow(r, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        axes[row + 1, col].set_title(f"response: {name}", fontsize=10)
+        _colorbar(fig, h, axes[row + 1, col], "response")
+    fig.suptitle("Classic kernels and, below each, what it does to a digit\n(red > 0 > blue)")
     return fig
 
 
@@ -388,46 +419,50 @@ def kernel_explorer_figure(image, kernel, name: str = "kernel") -> Figure:
     """One input, one kernel, one response, side by side, each with a colour bar (the widget's view)."""
     img, k = _as_2d("image", image), _as_2d("kernel", kernel)
     r = filter2d(img, k)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_INCHES, 2.9), layout="constrained")
     h = axes[0].imshow(img, cmap="gray", interpolation="nearest")
     axes[0].set_title("input")
     axes[0].axis("off")
-    _colorbar(fig, h, axes[0])
+    _colorbar(fig, h, axes[0], "intensity")
     _kernel_axes(fig, axes[1], k, name)
     lim = float(np.abs(r).max()) or 1.0
     h = axes[2].imshow(r, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-    axes[2].set_title(f"response (min {r.min():.2f}, max {r.max():.2f})")
+    axes[2].set_title(f"response\n(min {r.min():.2f}, max {r.max():.2f})")
     axes[2].axis("off")
-    _colorbar(fig, h, axes[2])
+    _colorbar(fig, h, axes[2], "response")
     fig.suptitle(f"Cross-correlation with '{name}'")
     return fig
 
 
 def plot_kernel_gallery(images, kernels: dict, *, row_labels=None) -> Figure:
-    """Every kernel on every image: one row per image (input first), one column per kernel.
+    """Every kernel on every image: one column per image, the input in the first row and one row
+    per kernel below it, each response with its own colour bar.
 
-    This is the static version of the chapter's kernel explorer widget.
+    This is the static version of the chapter's kernel explorer widget. ``row_labels``: one name
+    per image (the columns' titles; the argument kept its name from the transposed layout).
     """
     imgs = _as_images("images", images, 3)
     if not kernels:
         raise ValueError("kernels is empty")
-    row_labels = _per_axis(row_labels, len(imgs), "row_labels")
+    labels = _per_axis(row_labels, len(imgs), "row_labels")
     n = len(kernels) + 1
-    fig, axes = plt.subplots(len(imgs), n, figsize=(2.3 * n, 2.2 * len(imgs) + 0.6), squeeze=False,
-                             layout="constrained")
-    for i, img in enumerate(imgs):
+    fig, axes = plt.subplots(n, len(imgs), figsize=(min(1.8 * len(imgs) + 0.2, COLUMN_INCHES), 1.65 * n + 0.5),
+                             squeeze=False, layout="constrained")
+    for c, img in enumerate(imgs):
         img = img.astype(np.float64)
-        axes[i, 0].imshow(img, cmap="gray", interpolation="nearest")
-        axes[i, 0].set_title("input" if row_labels[i] is None else f"input ({row_labels[i]})", fontsize=9)
-        axes[i, 0].axis("off")
-        for j, (name, k) in enumerate(kernels.items(), start=1):
-            r = filter2d(img, k)
-            lim = float(np.abs(r).max()) or 1.0
-            h = axes[i, j].imshow(r, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-            axes[i, j].set_title(name, fontsize=9)
-            axes[i, j].axis("off")
-            _colorbar(fig, h, axes[i, j])
-    fig.suptitle("Every kernel on every digit (red > 0 > blue, each panel on its own scale)")
+        axes[0, c].imshow(img, cmap="gray", interpolation="nearest")
+        axes[0, c].set_title("input" if labels[c] is None else f"input: {labels[c]}", fontsize=9)
+        axes[0, c].axis("off")
+        for r, (name, k) in enumerate(kernels.items(), start=1):
+            out = filter2d(img, k)
+            lim = float(np.abs(out).max()) or 1.0
+            h = axes[r, c].imshow(out, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            axes[r, c].set_title(name, fontsize=9)
+            axes[r, c].axis("off")
+            cb = _colorbar(fig, h, axes[r, c], "response")
+            cb.ax.tick_params(labelsize=8)
+            cb.ax.yaxis.label.set_fontsize(8)
+    fig.suptitle("Every kernel (rows) on every digit (columns):\nred > 0 > blue, each panel on its own scale")
     return fig
 
 
@@ -458,7 +493,8 @@ def plot_pool_windows(x, kernel_size: int, stride: int | None = None, mode: str 
     out, cache = _pool(x, kernel_size, s, mode)
     fig = plot_matrices([x, out], [f"input {x.shape[0]}x{x.shape[1]}",
                                    f"{mode} pool k={kernel_size}, s={s}: {out.shape[0]}x{out.shape[1]}"],
-                        fmt=fmt, cmap="Greys", suptitle="each output cell summarises the window of its colour")
+                        fmt=fmt, cmap="Greys", cbar_labels=["pixel value", "pooled value"],
+                        suptitle="each output cell summarises the window of its colour")
     ax_in, ax_out = fig.axes[0], fig.axes[1]   # the colour bars come after the two image axes
     OH, OW = out.shape
     for i in range(OH):
@@ -475,9 +511,10 @@ def plot_pool_windows(x, kernel_size: int, stride: int | None = None, mode: str 
 
 
 def plot_pool_backward(x, dout, kernel_size: int, stride: int | None = None, mode: str = "max",
-                       *, fmt: str = "{:g}") -> Figure:
+                       *, fmt: str = "{:g}", ncols: int = 3) -> Figure:
     """Forward input, upstream gradient ``dout`` and the routed gradient ``dx`` (from
-    :func:`lenet_core.functional.pool2d_backward`), as annotated heat maps.
+    :func:`lenet_core.functional.pool2d_backward`), as annotated heat maps, ``ncols`` per row
+    (2 puts ``dx`` below: room for wide numbers).
 
     For max pooling the cells that received gradient (the first maximum of each window) are framed
     in red on the input.
@@ -497,8 +534,10 @@ def plot_pool_backward(x, dout, kernel_size: int, stride: int | None = None, mod
             p, q = divmod(int(w), kernel_size)
             winners[i * s + p, j * s + q] = True
     return plot_matrices([x, dout, dx], ["input x" + (" (red: winners)" if winners is not None else ""),
-                                         "upstream gradient dout", "dx = gradient routed back"],
+                                         "upstream\ngradient dout", "dx = gradient routed back"],
+                         ncols=ncols,
                          fmt=fmt, cmap="Greys", highlight=[winners, None, None],
+                         cbar_labels=["pixel value", "dL/d(output)", "dL/d(input)"],
                          suptitle=f"{mode} pooling backward, kernel {kernel_size}, stride {s}")
 
 
@@ -510,7 +549,7 @@ def pool_explorer_figure(image, kernel_size: int, stride: int | None = None, mod
     return show_images([img, out], [f"input {img.shape[0]}x{img.shape[1]}",
                                     f"{mode} pool k={kernel_size}, s={s}: {out.shape[0]}x{out.shape[1]}"],
                        suptitle=f"{mode} pooling with kernel {kernel_size} and stride {s}",
-                       vmin=float(img.min()), vmax=float(img.max()), size=3.6)
+                       vmin=float(img.min()), vmax=float(img.max()), size=2.9, cbar_label="intensity")
 
 
 def plot_pool_gallery(image, kernel_sizes=(2, 3), strides=(1, 2, 3), modes=("avg", "max")) -> Figure:
@@ -526,8 +565,8 @@ def plot_pool_gallery(image, kernel_sizes=(2, 3), strides=(1, 2, 3), modes=("avg
     lo, hi = float(img.min()), float(img.max())
     rows = [(m, k) for m in modes for k in kernel_sizes]
     n = len(strides) + 1
-    fig, axes = plt.subplots(len(rows), n, figsize=(2.3 * n + 0.8, 2.3 * len(rows) + 0.5), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(len(rows), n, figsize=(min(1.65 * n + 0.6, COLUMN_INCHES), 1.75 * len(rows) + 0.6),
+                             squeeze=False, layout="constrained")
     h = axes[0, 0].imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
     axes[0, 0].set_title(f"input {img.shape[0]}x{img.shape[1]}", fontsize=9)
     axes[0, 0].axis("off")
@@ -584,7 +623,7 @@ def plot_computation_graph(nodes, edges, *, title: str = "Computation graph", fm
         ax.annotate("", xy=(x1 - 0.45, y1), xytext=(x0 + 0.45, y0),
                     arrowprops=dict(arrowstyle="->", color="grey", lw=1.4, shrinkA=2, shrinkB=2), zorder=1)
         if local:
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, local, ha="center", va="bottom", fontsize=8.5,
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, local, ha="center", va="bottom", fontsize=9,
                     color="tab:blue", zorder=2, bbox=dict(fc="white", ec="none", alpha=0.8, pad=0.5))
     ax.set_xlim(min(xs) - 0.9, max(xs) + 0.9)
     ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
@@ -623,7 +662,7 @@ def plot_loss_curves(curves: dict, *, window: int = 20, title: str = "Training l
     moving average over ``window`` steps boldly, in the same colour."""
     if not curves:
         raise ValueError("curves is empty")
-    fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 4.2), layout="constrained")
     for i, (name, values) in enumerate(curves.items()):
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 1 or values.size == 0:
@@ -636,7 +675,7 @@ def plot_loss_curves(curves: dict, *, window: int = 20, title: str = "Training l
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel + (" (log scale)" if logy else ""))
-    ax.set_title(title + (f" (faint: raw; bold: mean of the last {window})" if window > 1 else ""))
+    ax.set_title(title + (f"\n(faint: raw; bold: mean of the last {window})" if window > 1 else ""))
     ax.legend()
     ax.grid(alpha=0.3)
     return fig
@@ -667,7 +706,7 @@ def plot_history(histories, *, title: str = "Training history") -> Figure:
         raise ValueError("histories is empty")
     for name, h in histories.items():
         _check_history(name, h)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 4.4), layout="constrained")
     for i, (name, h) in enumerate(histories.items()):
         colour, prefix = f"C{i}", (f"{name}: " if name else "")
         epochs = np.asarray(h["epoch"])
@@ -692,7 +731,7 @@ def plot_history(histories, *, title: str = "Training history") -> Figure:
         else:
             ax.xaxis.get_major_locator().set_params(integer=True)
     handles, labels = ax_loss.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9)   # below both panels
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)   # below both panels
     fig.suptitle(title)
     return fig
 
@@ -715,7 +754,8 @@ def plot_confusion_matrix(cm, *, class_names=None, title: str = "Confusion matri
     names = [str(i) for i in range(k)] if class_names is None else list(class_names)
     if len(names) != k:
         raise ValueError(f"class_names needs {k} entries, got {len(names)}")
-    fig, ax = plt.subplots(figsize=(0.62 * k + 2.4, 0.62 * k + 1.2), layout="constrained")
+    cell = min(0.62, (COLUMN_INCHES - 2.2) / k)
+    fig, ax = plt.subplots(figsize=(cell * k + 2.2, cell * k + 1.2), layout="constrained")
     cmap = plt.get_cmap("Blues")
     norm = LogNorm(vmin=1, vmax=max(int(cm.max()), 2))
     im = ax.imshow(np.ma.masked_equal(cm, 0), cmap=cmap, norm=norm, interpolation="nearest")
@@ -746,12 +786,13 @@ def plot_mistakes(images, labels, predictions, confidences, *, ncols: int = 6,
         raise ValueError("images is empty")
     ncols = min(n, ncols)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.75 * ncols, 2.0 * nrows + 0.4), squeeze=False,
+    size = min(1.75, COLUMN_INCHES / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.3) * nrows + 0.4), squeeze=False,
                              layout="constrained")
     for ax in axes.flat[n:]:
         ax.remove()
     for ax, img, t, p, c in zip(axes.flat, images, labels, predictions, confidences):
-        ax.imshow(img, cmap="gray_r", interpolation="nearest")
+        ax.imshow(img, cmap="gray", interpolation="nearest")
         ax.set_title(f"true {t}, pred {p}\n{c:.1%} sure", fontsize=9)
         ax.axis("off")
     fig.suptitle(title)
@@ -770,8 +811,9 @@ def plot_filters(W, *, title: str = "Learned filters", ncols: int | None = None,
     if W.ndim != 3 or W.shape[0] == 0:
         raise ValueError(f"W must have shape (F, 1, k, k) or (F, k, k), got shape {W.shape}")
     f = W.shape[0]
-    ncols = min(f, ncols or f)
+    ncols = min(f, ncols or (3 if annotate else 8))
     nrows = -(-f // ncols)
+    size = min(size, (COLUMN_INCHES - 1.0) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1.0, size * nrows + 0.5), squeeze=False,
                              layout="constrained")
     for ax in axes.flat[f:]:
@@ -782,7 +824,7 @@ def plot_filters(W, *, title: str = "Learned filters", ncols: int | None = None,
         im = ax.imshow(w, cmap=cmap, vmin=-m, vmax=m, interpolation="nearest")
         if annotate:
             for (r, c), v in np.ndenumerate(w):
-                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if abs(v) > 0.6 * m else "black")
         ax.set_title(f"filter {i}")
         ax.axis("off")
@@ -805,8 +847,9 @@ def plot_feature_maps(maps, *, title: str = "Feature maps", ncols: int | None = 
         image = _as_2d("image", image)
     c = maps.shape[0]
     n = c + (image is not None)
-    ncols = min(n, ncols or n)
+    ncols = min(n, ncols or 8)
     nrows = -(-n // ncols)
+    size = min(size, (COLUMN_INCHES - 1.0) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1.0, size * nrows + 0.5), squeeze=False,
                              layout="constrained")
     flat = list(axes.flat)
@@ -934,7 +977,8 @@ def plot_connection_table(table, kernel_size: int = 5, title: str | None = None)
 
     table = np.asarray(table, dtype=bool)
     n_in, n_out = table.shape
-    fig, ax = plt.subplots(figsize=(0.5 * n_out + 2.5, 0.5 * n_in + 2.2), layout="constrained")
+    cell = min(0.5, (COLUMN_INCHES - 1.6) / n_out)
+    fig, ax = plt.subplots(figsize=(cell * n_out + 1.6, cell * n_in + 2.2), layout="constrained")
     ax.imshow(table, cmap=ListedColormap(["white", "tab:blue"]), vmin=0, vmax=1, aspect="equal")
     ax.set_xticks(range(n_out), [f"{j}\n{table[:, j].sum()}\n{kernel_size ** 2 * table[:, j].sum() + 1}"
                                  for j in range(n_out)], fontsize=8)
@@ -953,6 +997,65 @@ def plot_connection_table(table, kernel_size: int = 5, title: str | None = None)
 
 
 __all__ += ["plot_parameter_counts", "plot_connection_table"]
+
+
+# --- Receptive fields: what one unit sees (chapter 6) -------------------------------------------
+
+def plot_unit_gradients(image, gradients, titles, sizes, *,
+                        title: str = "What one unit sees: its gradient on the input") -> Figure:
+    """The input, then one panel per unit: d(unit)/d(input), each scaled by its largest magnitude.
+
+    image: (H, W); gradients: a sequence of (H, W); titles: one per gradient; sizes: each unit's
+    receptive field side (pixels), drawn as a dashed square around the gradient's non-zero part.
+    """
+    img = _as_2d("image", image)
+    grads = [_as_2d(f"gradients[{i}]", g) for i, g in enumerate(gradients)]
+    titles, sizes = _per_axis(titles, len(grads), "titles"), _per_axis(sizes, len(grads), "sizes")
+    n = len(grads) + 1
+    size = (COLUMN_INCHES - 0.9) / n
+    fig, axes = plt.subplots(1, n, figsize=(COLUMN_INCHES, size + 1.0), layout="constrained")
+    axes[0].imshow(img, cmap="gray", interpolation="nearest")
+    axes[0].set_title("input", fontsize=9)
+    axes[0].axis("off")
+    for ax, g, name, side in zip(axes[1:], grads, titles, sizes):
+        m = float(np.abs(g).max()) or 1.0
+        im = ax.imshow(g / m, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+        rows, cols = np.nonzero(g)
+        if rows.size:
+            ax.add_patch(plt.Rectangle((cols.min() - 0.5, rows.min() - 0.5), side, side, fill=False,
+                                       ec="black", lw=1, ls="--"))
+        ax.set_title(f"{name}\n{side}x{side}", fontsize=9)
+        ax.axis("off")
+    cb = fig.colorbar(im, ax=list(axes[1:]), shrink=0.8)
+    cb.set_label("gradient / its max |.|", fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_top_patches(patches, values, row_labels, *, title: str = "Input patches that drive units most") -> Figure:
+    """Rows of input patches (M, k, s, s), strongest first, each titled with its unit's value."""
+    patches = _as_images("patches", patches, 4)
+    values = np.asarray(values)
+    if values.shape != patches.shape[:2]:
+        raise ValueError(f"values must have shape {patches.shape[:2]} like the patches, got {values.shape}")
+    rows, k = patches.shape[:2]
+    row_labels = _per_axis(row_labels, rows, "row_labels")
+    size = min(1.0, (COLUMN_INCHES - 0.8) / k)
+    fig, axes = plt.subplots(rows, k, figsize=(size * k + 0.8, (size + 0.25) * rows + 0.4), squeeze=False,
+                             layout="constrained")
+    for r in range(rows):
+        for j in range(k):
+            ax = axes[r, j]
+            ax.imshow(patches[r, j], cmap="gray", interpolation="nearest")
+            ax.set_title(f"{values[r, j]:.2f}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+__all__ += ["plot_unit_gradients", "plot_top_patches"]
 
 
 # --- Attributions: maps, the path, convergence (chapters 9 and 10) ----------------------------
@@ -1009,7 +1112,8 @@ def plot_attribution(image, attribution, *, title: str | None = None, cmap: str 
 
 def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, notes=None,
                           title: str | None = None, image_title: str = "input", cmap: str = "RdBu_r",
-                          size: float = 2.1):
+                          size: float = 2.1, max_cols: int | None = None,
+                          cbar_label: str = "attribution"):
     """A grid of attribution maps: one row per digit, the digit in grey first, then one map per column.
 
     images: R digits, ``(R, 32, 32)`` or ``(R, 1, 32, 32)``. attributions: ``(R, C, 32, 32)`` or
@@ -1017,7 +1121,10 @@ def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, 
     col_labels: C column titles; row_labels: R titles for the digits (default ``image_title``);
     notes: optional R x C strings added under each map's title (e.g. the sum of the attributions).
     Every map has its own diverging colour scale ``+-max|map|``, so 0 is always the centre colour
-    (white for ``RdBu_r``: red pushes F up, blue pulls it down), and its own colour bar. Returns the figure.
+    (white for ``RdBu_r``: red pushes F up, blue pulls it down), and its own colour bar, labelled
+    ``cbar_label``. ``max_cols``: at most this many maps per row; a digit with more maps continues on
+    the next row (its digit drawn again), so wide grids fit the page. ``size``: inches per panel.
+    Returns the figure.
     """
 
     imgs = np.asarray(images, dtype=np.float64)
@@ -1043,15 +1150,22 @@ def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, 
         notes = [list(row) for row in notes]
         if len(notes) != r or any(len(row) != c for row in notes):
             raise ValueError(f"notes must be {r} rows of {c} strings")
-    fig, axes = plt.subplots(r, c + 1, figsize=(size * (c + 1) + 0.55 * c, size * r + 0.35 * (r + 1)),
+    if max_cols is not None and (isinstance(max_cols, bool) or not isinstance(max_cols, int) or max_cols < 1):
+        raise ValueError(f"max_cols must be a positive integer, got {max_cols!r}")
+    per_row = min(c, max_cols or c)
+    sub_rows = -(-c // per_row)                   # rows per digit
+    fig, axes = plt.subplots(r * sub_rows, per_row + 1,
+                             figsize=(size * (per_row + 1) + 0.55 * per_row,
+                                      (size + 0.35) * r * sub_rows + 0.35),
                              squeeze=False, layout="constrained")
     for i in range(r):
-        ax = axes[i, 0]
-        ax.imshow(imgs[i], cmap="gray", interpolation="nearest")
-        ax.set_title(row_labels[i], fontsize=9)
-        ax.axis("off")
+        for k in range(sub_rows):
+            ax = axes[i * sub_rows + k, 0]
+            ax.imshow(imgs[i], cmap="gray", interpolation="nearest")
+            ax.set_title(row_labels[i] if k == 0 else "(the same digit)", fontsize=9)
+            ax.axis("off")
         for j in range(c):
-            ax = axes[i, j + 1]
+            ax = axes[i * sub_rows + j // per_row, j % per_row + 1]
             a = att[i, j]
             lim = float(np.abs(a).max()) or 1.0
             im = ax.imshow(a, cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
@@ -1060,6 +1174,9 @@ def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, 
             ax.axis("off")
             cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
             cb.ax.tick_params(labelsize=7)
+            cb.set_label(cbar_label, fontsize=7, labelpad=1)
+        for j in range(c, sub_rows * per_row):
+            axes[i * sub_rows + j // per_row, j % per_row + 1].remove()
     if title:
         fig.suptitle(title)
     return fig
@@ -1077,7 +1194,7 @@ def plot_path_outputs(alphas, curves: dict, *, title: str = "F along the straigh
         raise ValueError(f"alphas must be a 1-D array of at least 2 points, got shape {alphas.shape}")
     if not curves:
         raise ValueError("curves is empty")
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.5), squeeze=False,
+    fig, axes = plt.subplots(1, len(curves), figsize=(min(3.6 * len(curves), COLUMN_INCHES), 3.3), squeeze=False,
                              layout="constrained")
     for ax, (label, values) in zip(axes[0], curves.items()):
         values = np.asarray(values, dtype=np.float64)
@@ -1098,7 +1215,7 @@ def plot_convergence(steps, rel_deltas: dict, *, title: str = "Convergence of In
 
     steps: the step counts ``(S,)``; rel_deltas: ``{method: array (S, N)}``, ``|delta| / |F(x) - F(x')|``
     for N digits at each step count. Each method is drawn as its mean over the digits (a line with
-    markers) and the range from the smallest to the largest digit (a band). Values below ``floor``
+    markers) and the range from the smallest to the largest digit (a band, named in the legend). Values below ``floor``
     (rounding error of float64) are drawn at ``floor``. With ``reference``, dotted guides of slope
     -1 and -2 (errors falling as 1/steps and 1/steps^2) are drawn through the first point.
     """
@@ -1108,7 +1225,7 @@ def plot_convergence(steps, rel_deltas: dict, *, title: str = "Convergence of In
         raise ValueError(f"steps must be at least 2 positive step counts, got {steps}")
     if not rel_deltas:
         raise ValueError("rel_deltas is empty")
-    fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 4.6), layout="constrained")
     top = 0.0
     for method, values in rel_deltas.items():
         values = np.asarray(values, dtype=np.float64)
@@ -1130,7 +1247,10 @@ def plot_convergence(steps, rel_deltas: dict, *, title: str = "Convergence of In
     ax.set_ylabel("|delta| / |F(x) - F(baseline)|")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Patch(color="grey", alpha=0.3))          # what the bands mean
+    labels.append("shaded: best to worst digit")
+    ax.legend(handles, labels, fontsize=8)
     return fig
 
 

@@ -34,8 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: pages (Markdown or notebooks) where every figure must be registered. Add yours.
 STRICT = ["book/intro.md", "book/weights/README.md", "README.md", "book/ch01_mnist.ipynb",
-          "book/ch05_lenet5.ipynb", "book/ch06_training.ipynb",
-          "book/ch08_pytorch_twin.ipynb", "book/ch10_trust_attributions.ipynb",
+          "book/ch02_convolution.ipynb", "book/ch03_pooling.ipynb", "book/ch04_backprop.ipynb",
+          "book/ch05_lenet5.ipynb", "book/ch06_training.ipynb", "book/ch07_seed_paper.ipynb",
+          "book/ch08_pytorch_twin.ipynb", "book/ch09_integrated_gradients.ipynb",
+          "book/ch10_trust_attributions.ipynb",
           "book/ch11_lenet1998.ipynb", "book/ch12_ablation.ipynb"]
 
 MARKER = re.compile(r"<!--\s*(record|quote|fixed):\s*(.*?)\s*-->", re.S)

@@ -434,8 +434,32 @@ def test_plot_attribution_grid_centres_every_map_at_zero():
                 norm = panels[4 * r + c + 1].images[0].norm
                 assert norm.vmin == -norm.vmax == -np.abs(maps[r, c]).max()
         assert np.array_equal(panels[7].images[0].get_array(), maps[1, 2, 0])
+        assert all(cb.get_ylabel() == "attribution" for cb in colorbars)  # every colour bar labelled
     finally:
         plt.close(fig)
+
+
+def test_plot_attribution_grid_wraps_wide_rows():
+    from lenet_core.viz import plot_attribution_grid
+
+    rng = np.random.default_rng(1)
+    images, maps = rng.normal(size=(2, 32, 32)), rng.normal(size=(2, 5, 32, 32))
+    fig = plot_attribution_grid(images, maps, col_labels="abcde", row_labels=["first", "second"],
+                                max_cols=2, cbar_label="IG")
+    try:
+        panels = [ax for ax in fig.axes if ax.images]
+        # per digit: 3 rows of (digit, 2 maps), the last row one map short
+        assert len(panels) == 2 * (3 + 5) and len(fig.axes) == len(panels) + 2 * 5
+        assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == (6, 3)
+        titles = [ax.get_title() for ax in panels]
+        assert titles[:8] == ["first", "a", "b", "(the same digit)", "c", "d", "(the same digit)", "e"]
+        assert np.array_equal(panels[7].images[0].get_array(), maps[0, 4])
+        assert np.array_equal(panels[11].images[0].get_array(), images[1])
+        assert all(ax.get_ylabel() == "IG" for ax in fig.axes if not ax.images)
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="max_cols must be a positive integer"):
+        plot_attribution_grid(images, maps, col_labels="abcde", max_cols=0)
 
 
 def test_plot_attribution_grid_rejects_mismatched_input():
@@ -494,6 +518,7 @@ def test_plot_convergence_is_log_log_with_means_and_guides():
         assert len(guides) == 2
         assert np.allclose(guides[0].get_ydata(), 0.2 * 5 / np.array(steps))        # slope -1 through the top start
         assert len(ax.collections) == 2                                              # one min-max band per method
+        assert ax.get_legend().get_texts()[-1].get_text() == "shaded: best to worst digit"
     finally:
         plt.close(fig)
     with pytest.raises(ValueError, match=r"must have shape \(4, N\)"):
@@ -518,3 +543,35 @@ def test_architecture_figures_have_titles_and_labels():
     plt.close("all")
     with pytest.raises(ValueError):
         viz.plot_parameter_counts(summary(Sequential(Tanh()), (3,)))
+
+
+def test_receptive_field_figures_fit_the_column_and_outline_the_field(rng):
+    grads = [np.zeros((32, 32)), np.zeros((32, 32))]
+    grads[0][10:15, 10:15] = rng.standard_normal((5, 5))
+    grads[1][9:23, 9:23] = rng.standard_normal((14, 14))
+    fig = viz.plot_unit_gradients(rng.random((32, 32)), grads, ["C1", "C3"], [5, 14])
+    assert_titled(fig)
+    assert fig.get_figwidth() <= viz.COLUMN_INCHES
+    squares = [p for ax in fig.axes for p in ax.patches]
+    assert [(s.get_xy(), s.get_width()) for s in squares] == [((9.5, 9.5), 5), ((8.5, 8.5), 14)]
+    fig2 = viz.plot_top_patches(rng.random((2, 8, 14, 14)), rng.random((2, 8)), ["map 0", "map 5"])
+    assert_titled(fig2)
+    assert fig2.get_figwidth() <= viz.COLUMN_INCHES
+    assert fig2.axes[8].get_ylabel() == "map 5"
+    with pytest.raises(ValueError, match="values"):
+        viz.plot_top_patches(rng.random((2, 8, 14, 14)), rng.random((2, 7)), ["a", "b"])
+
+
+def test_chapter_figures_are_sized_for_the_content_column(rng, digits):
+    """The page shows a figure at its natural size only if it is at most the column's width."""
+    x, y = digits
+    h = {"epoch": [1, 2], "loss": [1.0, 0.5], "train_acc": [0.5, 0.9], "val_loss": [1.0, 0.6],
+         "val_acc": [0.5, 0.8]}
+    figures = [viz.plot_digit_grid(x, y, per_class=4), viz.plot_pixel_values(x[0]),
+               viz.plot_class_counts(y, y), viz.plot_receptive_field_centres(x[0]),
+               viz.plot_mistakes(x[:12], y[:12], y[:12], np.ones(12)),
+               viz.plot_filters(rng.random((6, 5, 5)), annotate=True),
+               viz.plot_feature_maps(rng.random((16, 10, 10))),
+               viz.plot_history_overlay({"a": h, "b": h})]
+    for fig in figures:
+        assert fig.get_figwidth() <= viz.COLUMN_INCHES + 1e-9, fig.axes[0].get_title()
