@@ -22,13 +22,14 @@ How a figure is registered (CONTRIBUTING.md, "Numbers in prose"):
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from lenet_core.records import record_value
+from lenet_core.records import SOURCE_SUFFIX, record_value
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,6 +166,19 @@ def check_notebook_glue(path: Path) -> list[str]:
             if glued.get(name) != expected:
                 problems.append(f"{path.name} cell {i}: glued {name!r} is {glued.get(name)!r} "
                                 f"but {file} {key} is {expected}: re-execute the notebook")
+    for source_name, source in glued.items():          # lenet_core.records.glue_record, any name
+        if not source_name.endswith(SOURCE_SUFFIX) or source is None:
+            continue
+        name = source_name[:-len(SOURCE_SUFFIX)]
+        file, key = ast.literal_eval(source).split()
+        try:
+            expected = repr(source_value(file, key))
+        except (OSError, KeyError, ValueError) as exc:
+            problems.append(f"{path.name}: glued {name!r}: {exc}")
+            continue
+        if glued.get(name) != expected:
+            problems.append(f"{path.name}: glued {name!r} is {glued.get(name)!r} but {file} {key} "
+                            f"is {expected}: re-execute the notebook")
     return problems
 
 
@@ -268,3 +282,21 @@ def test_glue_checks_catch_stale_and_missing_figures(tmp_path, record):
     path.write_text(json.dumps(notebook("0.9912", role="accuracy")))
     (missing,) = check_notebook_glue(path)
     assert "'accuracy'" in missing
+
+
+def test_glue_record_is_checked_whatever_its_name(tmp_path, record):
+    """Figures glued by lenet_core.records.glue_record (names built in a loop) are checked too."""
+    def notebook(stored):
+        def out(name, plain):
+            return {"output_type": "display_data", "metadata": {"scrapbook": {"name": name}},
+                    "data": {"application/papermill.record/text/plain": plain}}
+        return {"cells": [{"cell_type": "code", "source": ['for k in keys: glue_record(f"acc_{k}", F, K)'],
+                           "outputs": [out("acc_0", stored), out("acc_0" + SOURCE_SUFFIX,
+                                                                 repr(f"{record} results.acc.0"))]}]}
+
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(notebook("0.9912")))
+    assert check_notebook_glue(path) == []
+    path.write_text(json.dumps(notebook("0.99")))
+    (stale,) = check_notebook_glue(path)
+    assert "'acc_0'" in stale and "re-execute" in stale
