@@ -154,31 +154,23 @@ def check_notebook_glue(path: Path) -> list[str]:
             if "::" not in name and name not in glued:
                 problems.append(f"{where}: {{glue}} role names {name!r}, which no cell glued "
                                 f"(execute the notebook)")
-    for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "code":
-            continue
-        for name, file, key in GLUE_RECORD.findall("".join(cell["source"])):
-            try:
-                expected = repr(source_value(file, key))
-            except (OSError, KeyError, ValueError) as exc:
-                problems.append(f"{path.name} cell {i}: {exc}")
-                continue
-            if glued.get(name) != expected:
-                problems.append(f"{path.name} cell {i}: glued {name!r} is {glued.get(name)!r} "
-                                f"but {file} {key} is {expected}: re-execute the notebook")
-    for source_name, source in glued.items():          # lenet_core.records.glue_record, any name
-        if not source_name.endswith(SOURCE_SUFFIX) or source is None:
-            continue
-        name = source_name[:-len(SOURCE_SUFFIX)]
-        file, key = ast.literal_eval(source).split()
+    def compare(where, name, file, key):
         try:
             expected = repr(source_value(file, key))
         except (OSError, KeyError, ValueError) as exc:
-            problems.append(f"{path.name}: glued {name!r}: {exc}")
-            continue
+            problems.append(f"{where}: {exc}")
+            return
         if glued.get(name) != expected:
-            problems.append(f"{path.name}: glued {name!r} is {glued.get(name)!r} but {file} {key} "
-                            f"is {expected}: re-execute the notebook")
+            problems.append(f"{where}: glued {name!r} is {glued.get(name)!r} "
+                            f"but {file} {key} is {expected}: re-execute the notebook")
+
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            for name, file, key in GLUE_RECORD.findall("".join(cell["source"])):
+                compare(f"{path.name} cell {i}", name, file, key)
+    for source_name, source in glued.items():          # lenet_core.records.glue_record, any name
+        if source_name.endswith(SOURCE_SUFFIX) and source is not None:
+            compare(path.name, source_name[:-len(SOURCE_SUFFIX)], *ast.literal_eval(source).split())
     return problems
 
 
