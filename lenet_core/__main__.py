@@ -168,7 +168,8 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", parents=[common], formatter_class=_Formatter, epilog=EPILOG,
                         help="test accuracy of saved weights", description="Test accuracy of saved weights.")
-    ev.add_argument("weights", help="a .npz file written by train (its weights, or a checkpoint)")
+    ev.add_argument("weights", help="a .npz file written by train (its weights, or a checkpoint); weights of "
+                                    "--model lenet1998 are recognised by their parameter names")
     return parser
 
 
@@ -244,15 +245,23 @@ def _evaluate(args) -> int:
     from .train import evaluate
 
     def read():
-        if Path(args.weights).is_file() and "meta" in npz_headers(args.weights):   # a training checkpoint
+        names = npz_headers(args.weights) if Path(args.weights).is_file() else {}
+        if "meta" in names:                                                # a training checkpoint
             model = LeNet5()
             model.load_state_dict(load_checkpoint(args.weights).model, source=args.weights)
             return model
+        if "S2.coeff" in names:                          # trainable subsampling: LeNet-5 as in 1998
+            from .lenet1998 import LeNet5_1998
+            return load_weights(LeNet5_1998(), args.weights)
         return load_weights(LeNet5(), args.weights)
 
     model = _load(read)                                                    # before any data is read
     mnist = load_mnist(args.data)
-    loss, acc = evaluate(model, prepare(mnist.x_test), mnist.y_test)
+    if "S2" in model.layers and hasattr(model["S2"], "window_sums"):
+        from .lenet1998 import RBFLoss, evaluate_1998, prepare_1998
+        loss, acc = evaluate_1998(model, prepare_1998(mnist.x_test), mnist.y_test, RBFLoss())
+    else:
+        loss, acc = evaluate(model, prepare(mnist.x_test), mnist.y_test)
     print(f"test loss {loss:.4f}  test accuracy {acc:.2%}  ({len(mnist.y_test)} images)")
     return 0
 

@@ -356,3 +356,25 @@ def split_validation(x: np.ndarray, y: np.ndarray, size: int = VALIDATION_SIZE, 
     held = np.zeros(len(x), dtype=bool)
     held[np.random.default_rng(seed).choice(len(x), size=size, replace=False)] = True
     return (x[~held], y[~held]), (x[held], y[held])
+
+
+_SPLITS = {}
+
+
+def load_splits(prep=None, *, limit: int = 0, val_size: int = VALIDATION_SIZE, root=None):
+    """MNIST as the book's long-run scripts use it: ``(x_train, y_train, x_val, y_val, x_test, y_test)``.
+
+    The training set minus the seeded validation split of :func:`split_validation` (seed 0), its
+    first ``limit`` images if ``limit > 0``; images go through ``prep`` (default :func:`prepare`;
+    :func:`lenet_core.lenet1998.prepare_1998` for the paper's input levels). Cached per process,
+    so every run of a script shares one copy.
+    """
+    prep = prepare if prep is None else prep
+    key = (prep, limit, val_size, root)
+    if key not in _SPLITS:
+        mnist = load_mnist(root, download=False)
+        (x, y), (xv, yv) = split_validation(mnist.x_train, mnist.y_train, size=val_size, seed=0)
+        if limit:
+            x, y = x[:limit], y[:limit]
+        _SPLITS[key] = (prep(x), y, prep(xv), yv, prep(mnist.x_test), mnist.y_test)
+    return _SPLITS[key]

@@ -28,13 +28,10 @@ initialisation of biases), the choice is ours and is stated where it is made.
 
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 
 from . import functional as Fn
-from .data import batches, pad
+from .data import pad
 from .layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU, Sigmoid, Tanh, _rng
 from .losses import MSELoss, SoftmaxCrossEntropy, log_softmax
 from .model import Sequential
@@ -44,7 +41,7 @@ from .summary import C3_TABLE
 __all__ = ["A", "S", "ScaledTanh", "Subsampling2d", "PartialConv2d", "RBFOutput", "RBFLoss",
            "DIGIT_BITMAPS", "rbf_codes", "LeNet5_1998", "MLP", "init_1998", "prepare_1998",
            "trainable_parameters", "SDLM", "sdlm_learning_rate", "SDLM_SCHEDULE", "estimate_curvature",
-           "random_affine", "scores", "evaluate_1998", "fit_1998", "BACKGROUND", "FOREGROUND"]
+           "random_affine", "DISTORTION", "scores", "evaluate_1998", "fit_1998", "BACKGROUND", "FOREGROUND"]
 
 #: amplitude and slope of the paper's squashing function f(a) = A tanh(S a) (Appendix A)
 A, S = 1.7159, 2.0 / 3.0
@@ -272,7 +269,8 @@ class RBFLoss:
     (about 84 = 84 units x 1), so the competition acts from the first update. With ``j = 10`` our
     network never left chance level: the first term alone drags F6's output towards the mean code.
 
-    ``backward()`` returns ``(onehot - q) / N`` with ``q_i = exp(-y_i) / (exp(-j) + sum exp(-y))``.
+    ``backward()`` returns ``(onehot - q) / N`` with ``q_i = exp(-y_i) / (exp(-j) + sum exp(-y))``;
+    ``cache`` holds ``q`` and ``onehot`` (as every loss of :mod:`lenet_core.losses` does).
     :meth:`curvature` (for SDLM) is the per-sample Gauss-Newton second derivative with respect to y:
     1 for the correct class's penalty (the loss is linear in it), 0 for the competitive term.
     """
@@ -289,16 +287,17 @@ class RBFLoss:
         # log(exp(-j) + sum exp(-y)) as a log-sum-exp over K+1 "scores": -y and -j
         z = np.concatenate([-y, np.full((n, 1), -self.j, dtype=y.dtype)], axis=1)
         log_q = log_softmax(z)
-        self._q = np.exp(log_q[:, :-1])
-        self._onehot = np.zeros_like(y)
-        self._onehot[np.arange(n), labels] = 1
+        onehot = np.zeros_like(y)
+        onehot[np.arange(n), labels] = 1
+        self.cache = {"q": np.exp(log_q[:, :-1]), "onehot": onehot}
         lse = (z[:, :1] - log_q[:, :1])[:, 0]                     # log sum exp(z), row by row
         return float(np.mean(y[np.arange(n), labels] + lse))
 
     __call__ = forward
 
     def backward(self):
-        return (self._onehot - self._q) / self._q.shape[0]
+        q, onehot = self.cache["q"], self.cache["onehot"]
+        return (onehot - q) / q.shape[0]
 
     def curvature(self, penalties, labels):
         d2 = np.zeros_like(penalties)
@@ -586,15 +585,20 @@ def estimate_curvature(model, x, labels, loss_fn, batch_size=100) -> dict:
 # Distortions (Section III-C): random planar affine transformations, vectorised
 # ----------------------------------------------------------------------------------------------
 
-def random_affine(x: np.ndarray, rng, *, shift=2.0, scale=0.1, squeeze=0.1, shear=0.2) -> np.ndarray:
+#: our distortion ranges (the paper lists the kinds, not the magnitudes)
+DISTORTION = {"shift": 2.0, "scale": 0.1, "squeeze": 0.1, "shear": 0.2}
+
+
+def random_affine(x: np.ndarray, rng, *, shift=DISTORTION["shift"], scale=DISTORTION["scale"],
+                  squeeze=DISTORTION["squeeze"], shear=DISTORTION["shear"]) -> np.ndarray:
     """A random planar affine distortion of every image (N, C, H, W), each its own, bilinear.
 
     Per image: a translation of up to ``shift`` pixels along each axis, a scaling by ``1 + U(-scale,
     scale)``, a squeezing (width times ``q``, height divided by ``q``, ``q = 1 + U(-squeeze,
     squeeze)``) and a horizontal shear ``x' = x + k y``, ``k ~ U(-shear, shear)``, about the image
-    centre: the kinds of distortion the paper lists; the magnitudes are our choice (the paper does
-    not give them). Pixels that come from outside the image take the value of the image's corner
-    pixel (the background). No loop over pixels or images.
+    centre: the kinds of distortion the paper lists; the magnitudes (:data:`DISTORTION`) are our
+    choice (the paper does not give them). Pixels that come from outside the image take the value
+    of the image's corner pixel (the background). No loop over pixels or images.
     """
     n, c, h, w = x.shape
     rng = _rng(rng)
@@ -644,8 +648,9 @@ def evaluate_1998(model, x, y, loss_fn, batch_size=1000) -> tuple[float, float]:
 
 
 def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_size=32, validation=None,
-             distort=False, augment_shift=0, seed=0, hessian_samples=500, mu=0.02, lr=None,
-             weight_decay=5e-4, sdlm_reduction="mean", constant_lr=False, progress=True, quiet=False):
+             distort=False, distortion=None, augment_shift=0, seed=0, hessian_samples=500, mu=0.02, lr=None,
+             weight_decay=5e-4, sdlm_reduction="mean", early_curvature_every=10, constant_lr=False,
+             progress=True, quiet=False):
     """Train ``model`` in place; return a :class:`lenet_core.train.History`.
 
     ``optimizer="sdlm"``: the paper's procedure. Before every pass the diagonal Hessian is
@@ -655,21 +660,30 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
     with the per-sample step applied to the batch's *mean* gradient (``sdlm_reduction="mean"``), so a
     pass makes ``batch_size`` times fewer, less noisy updates. ``"sum"`` (the sum of the batch's
     per-sample updates) diverged into saturation at the paper's eta and mu in our trials.
+    During the first pass, ``early_curvature_every=k`` re-estimates the curvature after every ``k``
+    updates as well (our departure from the paper, ``None`` turns it off): the first estimate comes
+    from the untrained network, whose small upper-layer weights let almost no curvature reach the
+    lower layers, and as those weights grow within the pass the lower layers' steps, still at the
+    cap ``eta / mu``, become far too large; with the paper's single estimate per pass some seeds
+    diverge in their first pass (``scripts/distortion_probe.py``, ``results/lenet1998_probe.json``).
     ``optimizer="momentum"``: the book's recipe (SGD, Nesterov momentum 0.9, lr 0.05, weight decay
     5e-4, cosine schedule over ``epochs``) on the mean loss. ``loss_fn`` defaults to :class:`RBFLoss`
     for an RBF output and :class:`~lenet_core.losses.SoftmaxCrossEntropy` otherwise.
-    ``distort`` draws a fresh :func:`random_affine` distortion of every image at every pass;
+    ``distort`` draws a fresh :func:`random_affine` distortion of every image at every pass, with
+    the ranges ``distortion`` (a dict of :func:`random_affine`'s keywords; default :data:`DISTORTION`);
     ``augment_shift=k`` shifts by up to k pixels instead (:func:`lenet_core.train.random_shift`).
     ``validation=(x_val, y_val)`` is evaluated after each pass. ``constant_lr`` keeps the first rate
-    throughout (no schedule), for short sanity checks.
+    throughout (no schedule), for short sanity checks. The loop is :func:`lenet_core.train.train_loop`,
+    the one every trainer shares: it stops with a :class:`~lenet_core.train.DivergenceError` when a
+    batch's loss is not finite or rises tenfold above its start (an RBF network stuck with F6
+    saturated sits there).
     """
-    from .train import History, random_shift
+    from .train import train_loop
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     if loss_fn is None:
         loss_fn = RBFLoss() if isinstance(list(model)[-1], RBFOutput) else SoftmaxCrossEntropy()
-    rng = np.random.default_rng(seed)
-    dtype = model.dtype
+    rng = np.random.default_rng(seed)          # curvature samples, batches and distortions: one stream
     if optimizer == "sdlm":
         opt, sched = SDLM(model.parameters(), lr=sdlm_learning_rate(1), mu=mu), None
     elif optimizer == "momentum":
@@ -677,50 +691,42 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
         sched = None if constant_lr else make_scheduler("cosine", opt, epochs)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose 'sdlm' or 'momentum'")
-    history = History()
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        if optimizer == "sdlm":
+    batch = {"epoch": 0, "updates": 0}
+
+    def new_curvature():
+        idx = rng.choice(len(x), size=min(hessian_samples, len(x)), replace=False)
+        opt.set_curvature(estimate_curvature(model, x[idx], y[idx], loss_fn))
+
+    def start_pass(epoch):
+        batch.update(epoch=epoch, updates=0)
+        if optimizer == "sdlm":                      # the paper: eta from the schedule, h on 500 samples
             opt.lr = sdlm_learning_rate(1 if constant_lr else epoch)
-            idx = rng.choice(len(x), size=min(hessian_samples, len(x)), replace=False)
-            opt.set_curvature(estimate_curvature(model, x[idx], y[idx], loss_fn))
-        lr_now = opt.lr
-        total, correct, seen = 0.0, 0, 0
-        steps = math.ceil(len(x) / batch_size)
-        bar = None
-        if progress and not quiet:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=steps, desc=f"pass {epoch}/{epochs}", leave=False)
-        for idx in batches(len(x), batch_size, rng=rng):
-            xb = x[idx].astype(dtype, copy=False)
-            if distort:
-                xb = random_affine(xb, rng)
-            elif augment_shift:
-                xb = random_shift(xb, augment_shift, rng)
-            out = model.forward(xb)
-            loss = loss_fn.forward(out, y[idx])
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss} at pass {epoch}")
-            dout = loss_fn.backward()
-            if optimizer == "sdlm" and sdlm_reduction == "sum":
-                dout = dout * len(idx)                       # sum of per-sample gradients
-            model.backward(dout)
-            opt.step(model.gradients())
-            total += loss * len(idx)
-            correct += int((scores(out, loss_fn).argmax(axis=1) == y[idx]).sum())
-            seen += len(idx)
-            if bar is not None:
-                bar.update()
-        if bar is not None:
-            bar.close()
-        seconds = time.perf_counter() - start
-        if sched is not None:
-            sched.step()
-        val_loss, val_acc = (evaluate_1998(model, *validation, loss_fn) if validation is not None
-                             else (None, None))
-        for key, value in zip(History.KEYS, (epoch, total / seen, correct / seen, val_loss, val_acc,
-                                             lr_now, seconds)):
-            history[key].append(value)
-        if not quiet:
-            print(history.row(epoch - 1), flush=True)
-    return history
+            new_curvature()
+
+    def forward(xb, yb):
+        out = model.forward(xb)
+        batch["n"] = len(yb)
+        return (loss_fn.forward(out, yb), int((scores(out, loss_fn).argmax(axis=1) == yb).sum()),
+                out.shape[1])
+
+    def update():
+        dout = loss_fn.backward()
+        if optimizer == "sdlm" and sdlm_reduction == "sum":
+            dout = dout * batch["n"]                     # sum of per-sample gradients
+        model.backward(dout)
+        opt.step(model.gradients())
+        batch["updates"] += 1
+        if (optimizer == "sdlm" and early_curvature_every and batch["epoch"] == 1
+                and batch["updates"] % early_curvature_every == 0):
+            new_curvature()                          # our departure: see the docstring
+
+    def distort_batch(xb, generator):
+        return random_affine(xb, generator, **(distortion or {}))
+
+    return train_loop(forward, update, x, y, epochs=epochs, batch_size=batch_size, dtype=model.dtype,
+                      optimizer_settings=lambda: (opt.lr, getattr(opt, "weight_decay", 0.0), False),
+                      scheduler=sched, augment=0 if distort else augment_shift,
+                      transform=distort_batch if distort else None, seed=rng, quiet=quiet,
+                      progress=progress, on_epoch_start=start_pass,
+                      validate=(lambda: evaluate_1998(model, *validation, loss_fn))
+                      if validation is not None else None)

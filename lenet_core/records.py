@@ -117,3 +117,21 @@ def record_value(path, key: str):
         except (KeyError, IndexError, ValueError, TypeError):
             raise KeyError(f"{path}: no {'.'.join(walked)!r}") from None
     return value
+
+
+#: suffix of the companion glue that names where a figure glued by :func:`glue_record` comes from
+SOURCE_SUFFIX = "__record"
+
+
+def glue_record(name: str, path, key: str):
+    """Glue ``record_value(path, key)`` under ``name`` in a notebook (myst-nb), and return it.
+
+    It also glues ``name + "__record"`` = ``"PATH KEY"``, so that tests/test_prose_records.py can
+    check the stored figure against the file even when the name and key are built in a loop
+    (``glue_record(f"val_{rung}", "ablation.json", f"results.table.{i}.val_error_mean")``).
+    """
+    from myst_nb import glue
+    value = record_value(path, key)
+    glue(name, value, display=False)
+    glue(name + SOURCE_SUFFIX, f"{path} {key}", display=False)
+    return value

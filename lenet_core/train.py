@@ -144,14 +144,16 @@ def gather(x: np.ndarray, idx, dtype) -> np.ndarray:
 
 def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, optimizer_settings,
                scheduler=None, validate=None, augment: int = 0, seed=0, quiet: bool = False,
-               progress: bool = True, history=None, on_epoch_end=None) -> History:
+               progress: bool = True, history=None, on_epoch_end=None, on_epoch_start=None,
+               transform=None) -> History:
     """The one training loop of both engines (:func:`fit`, :func:`lenet_core.twin.fit_torch`). Chapter 6.
 
     Per batch: the indices come from :func:`lenet_core.data.batches`, the images from :func:`gather`
-    (``dtype``) and :func:`random_shift` (``augment`` pixels), all drawn from one
+    (``dtype``) and :func:`random_shift` (``augment`` pixels) or ``transform(xb, rng)``, all drawn from one
     ``np.random.default_rng(seed)`` (a Generator is used as is); ``forward(xb, yb) -> (loss, correct,
     classes)``; the loss is checked for divergence; ``update()`` runs backward and the optimizer step.
-    Per epoch: ``scheduler.step()``, then ``validate() -> (loss, acc)``, a row of the :class:`History`,
+    Per epoch: ``on_epoch_start(epoch)`` first (the 1998 trainer re-estimates its curvature there),
+    then the batches, ``scheduler.step()``, ``validate() -> (loss, acc)``, a row of the :class:`History`,
     ``on_epoch_end(epoch, history)``. ``optimizer_settings() -> (lr, weight_decay, adaptive)`` reads the
     optimizer. ``history`` (epochs already done) is continued up to ``epochs``.
     Raises :class:`DivergenceError` (a ``FloatingPointError``) naming the likely cause as soon as a batch's
@@ -163,6 +165,8 @@ def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, op
     reference = None                                     # the starting loss, for divergence
     steps = math.ceil(len(x) / batch_size)
     for epoch in range(done + 1, epochs + 1):
+        if on_epoch_start is not None:
+            on_epoch_start(epoch)
         lr = optimizer_settings()[0]
         start = time.perf_counter()
         total_loss, correct, seen = 0.0, 0, 0
@@ -172,6 +176,8 @@ def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, op
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False)
         for step, idx in enumerate(batches(len(x), batch_size, rng=rng), 1):
             xb = random_shift(gather(x, idx, dtype), augment, rng)
+            if transform is not None:
+                xb = transform(xb, rng)
             loss, right, classes = forward(xb, y[idx])
             if reference is None:
                 reference = max(loss, math.log(classes)) if math.isfinite(loss) else math.inf

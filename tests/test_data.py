@@ -26,6 +26,18 @@ def test_real_mnist(mnist):
     assert abs(mnist.x_train.std() / 255 - data.MNIST_STD) < 1e-3
 
 
+def test_load_splits(mnist, mnist_root):
+    x, y, xv, yv, xt, yt = data.load_splits(limit=300, val_size=1000, root=mnist_root)
+    assert x.shape == (300, 1, 32, 32) and y.shape == (300,) and xv.shape == (1000, 1, 32, 32)
+    assert xt.shape == (10000, 1, 32, 32) and np.array_equal(yt, mnist.y_test)
+    (x_tr, y_tr), (x_val, y_val) = data.split_validation(mnist.x_train, mnist.y_train, size=1000, seed=0)
+    assert np.array_equal(y, y_tr[:300]) and np.array_equal(yv, y_val)          # the seeded split
+    assert np.array_equal(x, data.prepare(x_tr[:300]))
+    assert data.load_splits(limit=300, val_size=1000, root=mnist_root)[0] is x   # cached
+    raw = data.load_splits(lambda a: a, limit=300, val_size=1000, root=mnist_root)[0]
+    assert raw.dtype == np.uint8 and np.array_equal(raw, x_tr[:300])
+
+
 def test_load_idx_reads_the_header(mnist_root):
     labels = load_idx(mnist_root / FILES["test_labels"][0])
     assert labels.shape == (10000,)

@@ -187,6 +187,23 @@ def test_sdlm_keeps_absent_c3_connections_at_zero(mnist):
     assert np.isfinite(history["loss"][0])
 
 
+def test_fit_1998_re_estimates_the_curvature_early(mnist, monkeypatch):
+    """Before every pass, and every k updates of the first pass only (our departure from the paper)."""
+    from lenet_core import lenet1998
+
+    calls = []
+    real = lenet1998.estimate_curvature
+    monkeypatch.setattr(lenet1998, "estimate_curvature", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, y = prepare_1998(mnist.x_train[:320]), mnist.y_train[:320]        # 10 updates of 32 per pass
+    lenet1998.fit_1998(LeNet5_1998(seed=0), x, y, epochs=2, hessian_samples=32, early_curvature_every=3,
+                       quiet=True)
+    assert len(calls) == 1 + 3 + 1                                        # pass 1: after updates 3, 6, 9
+    calls.clear()
+    lenet1998.fit_1998(LeNet5_1998(seed=0), x, y, epochs=2, hessian_samples=32, early_curvature_every=None,
+                       quiet=True)
+    assert len(calls) == 2                                                # the paper: once per pass
+
+
 # ----------------------------------------------------------------------------------------------
 # Distortions
 # ----------------------------------------------------------------------------------------------
@@ -207,7 +224,7 @@ def test_random_affine(mnist):
 # The scripts' quick modes: the code path, not the numbers
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("script", ["train_1998.py", "ablation.py"])
+@pytest.mark.parametrize("script", ["train_1998.py", "ablation.py", "distortion_probe.py"])
 def test_script_quick_mode(tmp_path, script):
     out = tmp_path / "record.json"
     result = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--quick", "--out", str(out)],
@@ -233,5 +250,8 @@ def test_cli_model_lenet1998(mnist_root, tmp_path, capsys):
     assert "LeNet-5 as in 1998 (60,000 trainable parameters), SDLM" in printed and "test accuracy" in printed
     trained = load_weights(LeNet5_1998(), out)
     assert not np.allclose(trained["C1"].params["W"], LeNet5_1998()["C1"].params["W"])      # it trained
+    assert cli.main(["evaluate", str(out), "--data", str(mnist_root)]) == 0           # recognised as 1998
+    trained_line = [line for line in printed.splitlines() if "test accuracy" in line][-1]
+    assert trained_line.split("test accuracy")[1].split()[0] in capsys.readouterr().out   # the same accuracy
     assert cli.main(["train", "--model", "lenet1998", "--engine", "torch", "--data", str(mnist_root)]) != 0
     assert "--engine torch does not apply to --model lenet1998" in capsys.readouterr().err

@@ -22,13 +22,14 @@ How a figure is registered (CONTRIBUTING.md, "Numbers in prose"):
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from lenet_core.records import record_value
+from lenet_core.records import SOURCE_SUFFIX, record_value
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,18 +154,23 @@ def check_notebook_glue(path: Path) -> list[str]:
             if "::" not in name and name not in glued:
                 problems.append(f"{where}: {{glue}} role names {name!r}, which no cell glued "
                                 f"(execute the notebook)")
+    def compare(where, name, file, key):
+        try:
+            expected = repr(source_value(file, key))
+        except (OSError, KeyError, ValueError) as exc:
+            problems.append(f"{where}: {exc}")
+            return
+        if glued.get(name) != expected:
+            problems.append(f"{where}: glued {name!r} is {glued.get(name)!r} "
+                            f"but {file} {key} is {expected}: re-execute the notebook")
+
     for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "code":
-            continue
-        for name, file, key in GLUE_RECORD.findall("".join(cell["source"])):
-            try:
-                expected = repr(source_value(file, key))
-            except (OSError, KeyError, ValueError) as exc:
-                problems.append(f"{path.name} cell {i}: {exc}")
-                continue
-            if glued.get(name) != expected:
-                problems.append(f"{path.name} cell {i}: glued {name!r} is {glued.get(name)!r} "
-                                f"but {file} {key} is {expected}: re-execute the notebook")
+        if cell["cell_type"] == "code":
+            for name, file, key in GLUE_RECORD.findall("".join(cell["source"])):
+                compare(f"{path.name} cell {i}", name, file, key)
+    for source_name, source in glued.items():          # lenet_core.records.glue_record, any name
+        if source_name.endswith(SOURCE_SUFFIX) and source is not None:
+            compare(path.name, source_name[:-len(SOURCE_SUFFIX)], *ast.literal_eval(source).split())
     return problems
 
 
@@ -268,3 +274,21 @@ def test_glue_checks_catch_stale_and_missing_figures(tmp_path, record):
     path.write_text(json.dumps(notebook("0.9912", role="accuracy")))
     (missing,) = check_notebook_glue(path)
     assert "'accuracy'" in missing
+
+
+def test_glue_record_is_checked_whatever_its_name(tmp_path, record):
+    """Figures glued by lenet_core.records.glue_record (names built in a loop) are checked too."""
+    def notebook(stored):
+        def out(name, plain):
+            return {"output_type": "display_data", "metadata": {"scrapbook": {"name": name}},
+                    "data": {"application/papermill.record/text/plain": plain}}
+        return {"cells": [{"cell_type": "code", "source": ['for k in keys: glue_record(f"acc_{k}", F, K)'],
+                           "outputs": [out("acc_0", stored), out("acc_0" + SOURCE_SUFFIX,
+                                                                 repr(f"{record} results.acc.0"))]}]}
+
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(notebook("0.9912")))
+    assert check_notebook_glue(path) == []
+    path.write_text(json.dumps(notebook("0.99")))
+    (stale,) = check_notebook_glue(path)
+    assert "'acc_0'" in stale and "re-execute" in stale

@@ -148,3 +148,24 @@ def test_cli_errors(tmp_path, mnist_root):
     assert result.returncode != 0 and "missing.npz does not exist" in result.stderr
     result = run_cli("train", "--history", str(tmp_path / "h.csv"), env_dir=mnist_root)
     assert result.returncode != 0 and "--history must end in .json" in result.stderr
+
+
+def test_train_loop_hooks_run_in_order():
+    """on_epoch_start comes before the epoch's batches; transform sees every batch with the loop's rng."""
+    from lenet_core.train import train_loop
+    events, x, y = [], np.zeros((10, 1, 4, 4), np.float32), np.zeros(10, int)
+
+    def forward(xb, yb):
+        events.append(("batch", float(xb.mean())))
+        return 1.0, 0, 10
+
+    def transform(xb, rng):
+        assert isinstance(rng, np.random.Generator)
+        return xb + 1
+
+    history = train_loop(forward, lambda: None, x, y, epochs=2, batch_size=4, dtype=np.float32,
+                         optimizer_settings=lambda: (0.1, 0.0, False), quiet=True, transform=transform,
+                         on_epoch_start=lambda epoch: events.append(("start", epoch)))
+    assert events[0] == ("start", 1) and events[4] == ("start", 2) and len(events) == 8
+    assert all(e == ("batch", 1.0) for e in events if e[0] == "batch")       # transformed
+    assert history["epoch"] == [1, 2]
