@@ -48,7 +48,7 @@ FIGURE = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s?(?:%|seconds?\b|images/s
                     r"MB\b|KB\b|times\b)|\s(?:s|ms)\b|(?:x|×)(?![\w]))"
                     r"|(?<![\w.])\d+\.\d+(?:s|ms)\b")           # "7.8 s", "7.8s"; not the plural "9s"
 COMMENT = re.compile(r"<!--.*?-->", re.S)
-FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
+FENCE_LINE = re.compile(r"^(`{3,}|~{3,})(.*)$")
 INLINE_CODE = re.compile(r"(`+)(?!`).*?(?<!`)\1", re.S)
 GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`")
 GLUE_RECORD = re.compile(r"""glue\(\s*["'](\w+)["']\s*,\s*record_value\(\s*["']([^"']+)["']\s*,"""
@@ -60,9 +60,28 @@ def _blank(match: re.Match) -> str:
     return re.sub(r"[^\n]", " ", match.group(0))
 
 
+def _blank_code_fences(text: str) -> str:
+    """Blank fenced code; MyST directives (```` ```{exercise} ````, ``{solution}``, ``{note}``...) keep
+    their body as prose, and only their fence and ``:option:`` lines are blanked."""
+    lines, stack = text.split("\n"), []             # stack of (fence, is_code)
+    for i, line in enumerate(lines):
+        m = FENCE_LINE.match(line.strip())
+        in_code = any(code for _, code in stack)
+        if m and stack and m.group(1)[0] == stack[-1][0][0] and len(m.group(1)) >= len(stack[-1][0]) \
+                and not m.group(2).strip():
+            stack.pop()                                  # a closing fence
+        elif m and not in_code:
+            info = m.group(2).strip()
+            stack.append((m.group(1), not info.startswith("{") or info.startswith("{code")))
+        elif not (in_code or (stack and line.startswith(":"))):
+            continue
+        lines[i] = " " * len(line)
+    return "\n".join(lines)
+
+
 def prose_of(text: str) -> str:
     """Markdown with fenced and inline code blanked out (markers and offsets kept)."""
-    return INLINE_CODE.sub(_blank, FENCE.sub(_blank, text))
+    return INLINE_CODE.sub(_blank, _blank_code_fences(text))
 
 
 def _where(path: Path) -> str:
@@ -245,6 +264,13 @@ def test_markers_report_a_missing_key_or_bad_marker(record):
 
 def test_markers_in_code_are_examples():
     assert check_markers("page", "Write `7.8 s<!-- record: nowhere.json results.x .1f -->`.") == []
+
+
+def test_directive_bodies_are_prose_and_their_code_is_not():
+    text = ("````{solution} ex-1\n:class: dropdown\n\nIt reached 99.2%.\n```python\nprint('9 s')\n```\n````\n"
+            "```python\nx = '7.8 s'\n```\n")
+    found = [p.split(": ")[1].split(" is ")[0] for p in unregistered_figures("page", text)]
+    assert found == ["'99.2%'"]
 
 
 def test_unregistered_figures_are_found():
