@@ -76,6 +76,7 @@ def first_heading(source: Path) -> str | None:
     if not match:
         return None
     title = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", match.group(1))  # [text](link) -> text
+    title = re.sub(r"<!--.*?-->", "", title)                            # markers are not shown
     return normalize(re.sub(r"[`*]", "", title))
 
 
