@@ -10,7 +10,9 @@ left after lenet_core.data.split_validation (the 5,000 held out are monitored af
 The test set is read once per final model. Runs are independent; ``--jobs 2`` runs two at a time
 (one BLAS thread each). The record (results/lenet1998.json) is rewritten after every run, so an
 interrupted job keeps what it finished; ``complete`` says whether every run is in. The final
-weights of the first seed of each condition go to book/weights/lenet1998.npz and lenet1998_distort.npz.
+weights of the first seed of each condition go to book/weights/lenet1998.npz and lenet1998_distort.npz
+(only when the record goes to results/lenet1998.json). ``--batch-size 8 --early-curvature-every 40
+--conditions off --out results/lenet1998_batch8.json`` is chapter 11's test of smaller batches.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ from lenet_core.model import save_weights  # noqa: E402
 from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
 from lenet_core.train import DivergenceError  # noqa: E402
 
-def run_one(seed, distort, passes, batch_size, limit, val_size, weights_path, quiet):
+def run_one(seed, distort, passes, batch_size, early, limit, val_size, weights_path, quiet):
     x, y, xv, yv, xt, yt = load_splits(prepare_1998, limit=limit, val_size=val_size)
     model = LeNet5_1998(seed=seed)
     start = time.perf_counter()
     try:
         history = fit_1998(model, x, y, epochs=passes, batch_size=batch_size, validation=(xv, yv),
-                           distort=distort, seed=seed, progress=not quiet, quiet=quiet)
+                           early_curvature_every=early, distort=distort, seed=seed, progress=not quiet, quiet=quiet)
     except DivergenceError as error:                 # stopped by the loop: reported, not hidden
         test_loss, test_acc = evaluate_1998(model, xt, yt, RBFLoss())
         return {"seed": seed, "distort": distort, "passes": passes, "diverged": str(error),
@@ -74,6 +76,10 @@ def main(argv=None):
     p.add_argument("--passes", type=int, default=20, help="passes without distortions (paper: 20)")
     p.add_argument("--passes-distorted", type=int, default=20, help="passes with distortions")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--early-curvature-every", type=int, default=10,
+                   help="updates between curvature estimates in the first pass (0: once per pass, the paper)")
+    p.add_argument("--conditions", nargs="+", choices=["off", "on"], default=["off", "on"],
+                   help="distortions off, on, or both")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="1 seed, 1 pass each, 2,000 images: checks the code path")
     p.add_argument("--out", type=Path, default=RECORDS_DIR / "lenet1998.json")
@@ -86,17 +92,19 @@ def main(argv=None):
             p.error("--quick writes to a temporary folder: pass --out elsewhere than results/")
     config = {"batch_size": args.batch_size, "passes": args.passes, "passes_distorted": args.passes_distorted,
               "train_images": limit or 55000, "validation_images": val_size, "optimizer": "sdlm",
-              "sdlm_reduction": "mean", "mu": 0.02, "hessian_samples": 500, "early_curvature_every": 10, "rbf_j": RBFLoss().j,
+              "sdlm_reduction": "mean", "mu": 0.02, "hessian_samples": 500, "early_curvature_every": args.early_curvature_every or None,
+              "rbf_j": RBFLoss().j,
               "distortion": DISTORTION,
               "paper_test_error": {"off": 0.0095, "on": 0.008}}
     tasks = []
+    default_out = args.out.resolve() == (RECORDS_DIR / "lenet1998.json").resolve()   # weights only then
     for seed in args.seeds:
-        for distort in (False, True):
+        for distort in [c == "on" for c in args.conditions]:
             weights = None
-            if seed == args.seeds[0] and not args.quick:
+            if seed == args.seeds[0] and not args.quick and default_out:
                 weights = REPO / "book" / "weights" / f"lenet1998{'_distort' if distort else ''}.npz"
             tasks.append((seed, distort, args.passes_distorted if distort else args.passes, args.batch_size,
-                          limit, val_size, weights, args.jobs > 1 or args.quick))
+                          args.early_curvature_every or None, limit, val_size, weights, args.jobs > 1 or args.quick))
     runs = []
 
     def record(complete):
