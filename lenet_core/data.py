@@ -367,14 +367,18 @@ def load_splits(prep=None, *, limit: int = 0, val_size: int = VALIDATION_SIZE, r
     The training set minus the seeded validation split of :func:`split_validation` (seed 0), its
     first ``limit`` images if ``limit > 0``; images go through ``prep`` (default :func:`prepare`;
     :func:`lenet_core.lenet1998.prepare_1998` for the paper's input levels). Cached per process,
-    so every run of a script shares one copy.
+    so every run of a script shares one copy, and the files are read once whatever the ``prep``.
     """
     prep = prepare if prep is None else prep
-    key = (prep, limit, val_size, root)
-    if key not in _SPLITS:
+    raw = ("raw", limit, val_size, root)                  # the uint8 digits, before prep
+    if raw not in _SPLITS:
         mnist = load_mnist(root, download=False)
         (x, y), (xv, yv) = split_validation(mnist.x_train, mnist.y_train, size=val_size, seed=0)
         if limit:
             x, y = x[:limit], y[:limit]
-        _SPLITS[key] = (prep(x), y, prep(xv), yv, prep(mnist.x_test), mnist.y_test)
+        _SPLITS[raw] = (x, y, xv, yv, mnist.x_test, mnist.y_test)
+    key = (prep, *raw[1:])
+    if key not in _SPLITS:
+        x, y, xv, yv, xt, yt = _SPLITS[raw]
+        _SPLITS[key] = (prep(x), y, prep(xv), yv, prep(xt), yt)
     return _SPLITS[key]

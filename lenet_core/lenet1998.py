@@ -691,33 +691,32 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
         sched = None if constant_lr else make_scheduler("cosine", opt, epochs)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose 'sdlm' or 'momentum'")
-    batch = {"epoch": 0, "updates": 0}
+    state = {"epoch": 0, "updates": 0}
 
     def new_curvature():
         idx = rng.choice(len(x), size=min(hessian_samples, len(x)), replace=False)
         opt.set_curvature(estimate_curvature(model, x[idx], y[idx], loss_fn))
 
     def start_pass(epoch):
-        batch.update(epoch=epoch, updates=0)
+        state.update(epoch=epoch, updates=0)
         if optimizer == "sdlm":                      # the paper: eta from the schedule, h on 500 samples
             opt.lr = sdlm_learning_rate(1 if constant_lr else epoch)
             new_curvature()
 
     def forward(xb, yb):
         out = model.forward(xb)
-        batch["n"] = len(yb)
         return (loss_fn.forward(out, yb), int((scores(out, loss_fn).argmax(axis=1) == yb).sum()),
                 out.shape[1])
 
     def update():
         dout = loss_fn.backward()
         if optimizer == "sdlm" and sdlm_reduction == "sum":
-            dout = dout * batch["n"]                     # sum of per-sample gradients
+            dout = dout * len(dout)                      # sum of per-sample gradients
         model.backward(dout)
         opt.step(model.gradients())
-        batch["updates"] += 1
-        if (optimizer == "sdlm" and early_curvature_every and batch["epoch"] == 1
-                and batch["updates"] % early_curvature_every == 0):
+        state["updates"] += 1
+        if (optimizer == "sdlm" and early_curvature_every and state["epoch"] == 1
+                and state["updates"] % early_curvature_every == 0):
             new_curvature()                          # our departure: see the docstring
 
     def distort_batch(xb, generator):
