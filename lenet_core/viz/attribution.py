@@ -220,10 +220,8 @@ __all__ += ["plot_map_table", "plot_randomization", "plot_curves"]
 
 def plot_map_table(maps, *, row_labels, col_labels, title=None, size=1.0):
     """A table of attribution magnitudes: ``maps`` (R, C, ..., 32, 32), each drawn as ``|map| / max|map|``
-    (what :func:`ssim` compares) on one shared scale from 0 to 1, rows labelled on the left, columns
-    on top, one colour bar. Returns the figure."""
-    import matplotlib.pyplot as plt
-
+    (what :func:`lenet_core.attribution.checks.ssim` compares) on one shared scale from 0 to 1, rows
+    labelled on the left, columns on top, one colour bar. Returns the figure."""
     m = np.asarray(maps, dtype=np.float64)
     r, c = m.shape[:2]
     if len(row_labels) != r or len(col_labels) != c:
@@ -252,8 +250,6 @@ def plot_randomization(methods: dict, *, threshold=None, title=None):
     digits (line) and the quartiles (band) of the Spearman correlation of |map| and of the SSIM,
     against the cascade of re-initialised layers, with the shuffled-label network at the right.
     ``threshold`` draws the pass/fail line on the Spearman panel. Returns the figure."""
-    import matplotlib.pyplot as plt
-
     names = list(methods)
     layers = [row["layer"] for row in methods[names[0]]["cascade"]]
     labels = ["trained"] + [f"+{layer}" if k else layer for k, layer in enumerate(layers)] + ["shuffled\nlabels"]
@@ -290,8 +286,6 @@ def plot_curves(baselines: dict, *, title=None):
     one row per baseline, the mean over digits of the class probability against the fraction of
     pixels removed (left) or revealed (right), one line per method, the random order dashed black with
     its quartile band. Returns the figure."""
-    import matplotlib.pyplot as plt
-
     kinds = list(baselines)
     fig, axes = plt.subplots(len(kinds), 2, figsize=(7.0, 3.2 * len(kinds)), squeeze=False,
                              layout="constrained", sharey=True)
