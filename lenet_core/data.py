@@ -39,9 +39,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["MNIST", "MNISTError", "FILES", "MIRRORS", "ENV_VAR", "load_mnist", "load_idx", "find_mnist_file",
-           "download", "cache_dir", "normalize", "pad", "prepare", "one_hot", "batches", "split_validation",
+           "download", "cache_dir", "normalize", "pad", "prepare", "one_hot", "check_labels", "batches", "gather",
+           "random_shift", "split_validation",
            "VALIDATION_SIZE", "MNIST_MEAN", "MNIST_STD"]
 
 ENV_VAR = "LENET_MNIST_DIR"
@@ -71,11 +73,17 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 class MNISTError(ValueError):
-    """A data file is missing, corrupt or inconsistent; the message names the file and the problem."""
+    """A data file is missing, corrupt or inconsistent; the message names the file and the problem.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
+    """
 
 
 class MNIST(NamedTuple):
-    """uint8 images (N, 28, 28) and int64 labels (N,) of the training (60,000) and test (10,000) sets."""
+    """uint8 images (N, 28, 28) and int64 labels (N,) of the training (60,000) and test (10,000) sets.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
+    """
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
@@ -83,6 +91,10 @@ class MNIST(NamedTuple):
 
 
 def cache_dir() -> Path:
+    """Where downloaded MNIST files are kept: ``$XDG_CACHE_HOME/lenet_core/mnist`` (default ``~/.cache``).
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
+    """
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "lenet_core" / "mnist"
 
@@ -103,6 +115,8 @@ def load_idx(path) -> np.ndarray:
 
     Checks the magic number, the number of dimensions and that the data length matches the header;
     raises :class:`MNISTError` naming the file otherwise.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
     """
     path = Path(path)
     try:
@@ -152,6 +166,8 @@ def find_mnist_file(filename: str, root=None) -> Path | None:
     """The first existing ``filename`` among ``root``, ``$LENET_MNIST_DIR`` and the cache, or ``None``.
 
     A directory, a dangling symlink or anything but a regular file in its place raises :class:`MNISTError`.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
     """
     for d in _candidates(root):
         path = d / filename
@@ -207,6 +223,8 @@ def download(filename: str, checksum: str, dest_dir, mirrors=None, timeout=None,
     every chunk, so it can be overshot by at most ``timeout``). ``mirrors`` default to
     ``$LENET_MNIST_MIRRORS`` (comma-separated) or :data:`MIRRORS`. Raises :class:`MNISTError` listing
     every mirror's failure.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
     """
     dest_dir = _writable_folder(Path(dest_dir))
     stall = timeout if timeout is not None else _env_seconds(STALL_VAR, 30.0)
@@ -275,6 +293,8 @@ def load_mnist(root=None, *, download: bool = True, verify: bool = True, mirrors
     the search order). ``download``: allow fetching missing files. ``verify``: check each file's md5.
     Raises :class:`MNISTError` naming the file when a file is missing, corrupt, or when the numbers
     of images and labels or the image size disagree.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
     """
     arrays = {key: _load_file(key, root, download, verify, mirrors) for key in FILES}
     for split in ("train", "test"):
@@ -297,12 +317,18 @@ def load_mnist(root=None, *, download: bool = True, verify: bool = True, mirrors
 # ----------------------------------------------------------------------------------------------
 
 def normalize(images: np.ndarray, mean=MNIST_MEAN, std=MNIST_STD, dtype=np.float32) -> np.ndarray:
-    """Scale uint8 pixels to [0, 1], then standardise: ``(x / 255 - mean) / std``. Any shape."""
+    """Scale uint8 pixels to [0, 1], then standardise: ``(x / 255 - mean) / std``. Any shape.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
+    """
     return ((images.astype(dtype) / 255 - dtype(mean)) / dtype(std)).astype(dtype, copy=False)
 
 
 def pad(images: np.ndarray, width: int = 2) -> np.ndarray:
-    """Zero-pad the last two axes by ``width`` on every side: (..., 28, 28) -> (..., 32, 32)."""
+    """Zero-pad the last two axes by ``width`` on every side: (..., 28, 28) -> (..., 32, 32).
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
+    """
     pad_width = [(0, 0)] * (images.ndim - 2) + [(width, width)] * 2
     return np.pad(images, pad_width)
 
@@ -311,17 +337,37 @@ def prepare(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     """uint8 digits (N, 28, 28) -> LeNet-5 input (N, 1, 32, 32): padded with background, then normalised.
 
     Padding comes first so that the border takes the normalised value of a black pixel, not 0.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
     """
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(f"expected digits of shape (N, 28, 28), got shape {images.shape}")
     return normalize(pad(images), dtype=dtype)[:, None]
 
 
-def one_hot(labels: np.ndarray, num_classes: int = 10, dtype=np.float32) -> np.ndarray:
-    """Integer labels (N,) -> one-hot rows (N, num_classes)."""
+def check_labels(labels, num_classes: int = 10, what: str = "label") -> np.ndarray:
+    """Class labels as an integer array (N,) in ``0..num_classes - 1``; anything else is a ``ValueError``
+    naming ``what`` and the first bad value. The one label check (one-hot, losses, attribution targets).
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
+    """
     labels = np.asarray(labels)
-    if labels.ndim != 1 or (labels.size and (labels.min() < 0 or labels.max() >= num_classes)):
-        raise ValueError(f"labels must be a 1-D array of integers in 0..{num_classes - 1}")
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{what}s must be integers, got dtype {labels.dtype}")
+    if labels.ndim != 1:
+        raise ValueError(f"{what}s must be a 1-D array (N,), got shape {labels.shape}")
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    if bad.size:
+        raise ValueError(f"{what} {int(bad[0])} is outside 0..{num_classes - 1}")
+    return labels
+
+
+def one_hot(labels: np.ndarray, num_classes: int = 10, dtype=np.float32) -> np.ndarray:
+    """Integer labels (N,) -> one-hot rows (N, num_classes); labels are checked by :func:`check_labels`.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
+    """
+    labels = check_labels(labels, num_classes)
     out = np.zeros((labels.size, num_classes), dtype=dtype)
     out[np.arange(labels.size), labels] = 1
     return out
@@ -332,12 +378,41 @@ def batches(n: int, batch_size: int, *, shuffle: bool = True, rng=None):
 
     With ``shuffle``, the order comes from ``rng`` (a ``np.random.Generator`` or a seed), so the
     same seed gives the same batches.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
+
+
+def gather(x: np.ndarray, idx, dtype) -> np.ndarray:
+    """The images ``x[idx]`` as a (n, C, H, W) array of ``dtype``; raw uint8 digits (N, 28, 28) are
+    prepared here, batch by batch, so a training set never needs to exist in float form.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
+    if x.ndim == 3:
+        return prepare(x[idx], dtype=np.dtype(dtype).type)
+    return x[idx].astype(dtype, copy=False)
+
+
+def random_shift(x: np.ndarray, max_shift: int, rng) -> np.ndarray:
+    """Shift each image (N, C, H, W) by its own random offset of up to ``max_shift`` pixels per axis.
+
+    The border is filled by repeating the edge pixels (the background of a padded digit).
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
+    if max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (max_shift, max_shift), (max_shift, max_shift)), mode="edge")
+    windows = sliding_window_view(padded, (h, w), axis=(2, 3))   # (N, C, 2s+1, 2s+1, H, W)
+    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
+    return windows[np.arange(n), :, dy, dx]
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, size: int = VALIDATION_SIZE, seed: int = 0):
@@ -347,6 +422,8 @@ def split_validation(x: np.ndarray, y: np.ndarray, size: int = VALIDATION_SIZE, 
     images, whatever the model's seed); both parts keep the original order. Every choice the book
     makes (learning rate, weight decay, epochs, augmentation) is judged on the validation split;
     the test set is read once per reported model. ``size=0`` returns the whole set and an empty split.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y):
@@ -368,6 +445,8 @@ def load_splits(prep=None, *, limit: int = 0, val_size: int = VALIDATION_SIZE, r
     first ``limit`` images if ``limit > 0``; images go through ``prep`` (default :func:`prepare`;
     :func:`lenet_core.lenet1998.prepare_1998` for the paper's input levels). Cached per process,
     so every run of a script shares one copy, and the files are read once whatever the ``prep``.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
     """
     prep = prepare if prep is None else prep
     raw = ("raw", limit, val_size, root)                  # the uint8 digits, before prep

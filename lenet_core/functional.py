@@ -47,7 +47,10 @@ __all__ = [
 
 def pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
     """``3 -> (3, 3)``; ``(3, 2)`` stays; anything else, or a value below ``minimum``, is an error that
-    names ``name``."""
+    names ``name``.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
+    """
     values = (value, value) if np.isscalar(value) else tuple(value)
     if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
@@ -63,6 +66,8 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> in
     """Number of window positions along one axis: ``(size + 2*padding - kernel) // stride + 1``.
 
     Raises ``ValueError`` when the kernel does not fit or the arguments are not positive.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     if kernel < 1 or stride < 1 or padding < 0:
         raise ValueError(f"need kernel >= 1, stride >= 1, padding >= 0; got kernel={kernel}, "
@@ -102,6 +107,8 @@ def conv2d_naive(x, W, b, stride=1, padding=0):
 
     x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW), where
     ``out[n, f, i, j] = b[f] + sum_{c,p,q} W[f, c, p, q] * x_pad[n, c, i*sh + p, j*sw + q]``.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     _check_images(x)
     (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
@@ -227,6 +234,8 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 
     cols: (N*OH*OW, C*KH*KW) -> (N, C, H, W). Overlapping windows add up. The loop runs over the
     KH*KW kernel offsets (25 for a 5x5 kernel), never over pixels.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
     (kh, kw) = _pair(kernel_size, "kernel_size")
     (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
@@ -269,6 +278,8 @@ class Workspace:
     buffer kept under that name. The buffer is reused (its old contents overwritten) while it is
     large enough and grows when a larger array is asked for, so batches of different sizes share it.
     Only for arrays that stay inside a layer: anything handed to the caller must be a new array.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
 
     def __init__(self):
@@ -292,7 +303,10 @@ def _scratch(workspace, name, shape, dtype):
 
 
 def conv_geometry(x_shape, kernel_size, stride, padding):
-    """``(kh, kw), (sh, sw), (ph, pw), OH, OW`` of a convolution over images of shape ``x_shape``."""
+    """``(kh, kw), (sh, sw), (ph, pw), OH, OW`` of a convolution over images of shape ``x_shape``.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
+    """
     (kh, kw) = pair(kernel_size, "kernel_size")
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     _, _, H, Wd = x_shape
@@ -311,7 +325,10 @@ SHORT_ROWS = 16
 
 
 def conv_layout(out_width: int) -> str:
-    """``"CHWN"`` (batch last) for output rows narrower than :data:`SHORT_ROWS`, else ``"CNHW"``."""
+    """``"CHWN"`` (batch last) for output rows narrower than :data:`SHORT_ROWS`, else ``"CNHW"``.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
+    """
     return "CHWN" if out_width < SHORT_ROWS else "CNHW"
 
 
@@ -342,6 +359,8 @@ def unfold(x, kernel_size, stride=1, padding=0, out=None, *, layout=None, worksp
     (i, j). This is :func:`im2col`, transposed, with its rows in that order. ``out``, if given, is a
     C-contiguous array of that shape and of x's dtype to fill (a reused buffer). The loop runs over
     the KH*KW offsets; each copies one slice of all the images.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     _check_images(x)
     (kh, kw), (sh, sw), (ph, pw), OH, OW = conv_geometry(x.shape, kernel_size, stride, padding)
@@ -369,6 +388,8 @@ def fold(cols, x_shape, kernel_size, stride=1, padding=0, *, layout=None):
 
     cols: (C*KH*KW, N*OH*OW) in ``layout`` (default :func:`conv_layout`). Overlapping windows add up;
     the loop runs over the KH*KW offsets.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     (kh, kw), (sh, sw), (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
     N, C, H, Wd = x_shape
@@ -400,6 +421,8 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
     reused from call to call (``cols`` is one of them: the next call overwrites it).
 
     The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, N*OH*OW), plus the bias.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     _check_images(x)
     F, C, KH, KW = W.shape
@@ -481,6 +504,8 @@ def pool2d(x, kernel_size, stride=None, mode="max"):
     these slices and max pooling their running maximum. ``cache`` holds what :func:`pool2d_backward`
     needs: for max pooling, the offset ``p*KW + q`` of each window's winner (the first maximum in
     row-major order, as in PyTorch); for average pooling, ``None``.
+
+    Explained in chapter 3 (book/ch03_pooling.ipynb).
     """
     _check_images(x)
     (kh, kw), (sh, sw), OH, OW = _pool_geometry(x.shape, kernel_size, stride)
@@ -512,6 +537,8 @@ def pool2d_backward(dout, cache, x_shape, kernel_size, stride=None, mode="max"):
     Loops over the KH*KW offsets inside a window (4 for 2x2), sending each window's share to the
     pixel at that offset. When the windows tile the image (stride = kernel, LeNet's case) every pixel
     belongs to at most one window, so the shares are written, not added, into an uninitialised array.
+
+    Explained in chapter 3 (book/ch03_pooling.ipynb).
     """
     (kh, kw), (sh, sw), OH, OW = _pool_geometry(x_shape, kernel_size, stride)
     _pool_reducer(mode)

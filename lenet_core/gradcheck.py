@@ -16,7 +16,8 @@ import numpy as np
 from .layers import input_grad
 from .losses import SoftmaxCrossEntropy
 
-__all__ = ["numerical_gradient", "relative_error", "GradCheckResult", "check_layer", "check_model"]
+__all__ = ["numerical_gradient", "relative_error", "GradCheckResult", "check_layer", "check_model",
+           "check_gauss_newton"]
 
 
 def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.ndarray:
@@ -24,6 +25,8 @@ def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.nd
 
     ``f`` takes no argument and reads ``x``, which is perturbed in place and restored. ``indices``
     (flat indices) limits the work to some entries; the others are left at 0 in the result.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
     if x.dtype != np.float64:
         raise TypeError(f"numerical gradients need float64 arrays, got {x.dtype}")
@@ -43,7 +46,10 @@ def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.nd
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """``max|a - n| / max(max|a|, max|n|)``; 0 when both are exactly zero."""
+    """``max|a - n| / max(max|a|, max|n|)``; 0 when both are exactly zero.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
+    """
     analytic, numeric = np.asarray(analytic), np.asarray(numeric)
     if analytic.shape != numeric.shape:
         raise ValueError(f"shapes differ: {analytic.shape} vs {numeric.shape}")
@@ -53,7 +59,10 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 
 class GradCheckResult(dict):
     """``{tensor name: max relative error}``, printed as a table; see :attr:`worst`, :meth:`passed` and
-    :meth:`verdict` (the same table as machine-independent error bands)."""
+    :meth:`verdict` (the same table as machine-independent error bands).
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
+    """
 
     @property
     def worst(self) -> float:
@@ -142,6 +151,8 @@ def check_model(model, x, y, loss_fn=None, *, h=1e-5, seed=0, samples=None) -> G
 
     Works on a float64 copy of ``model``; ``loss_fn`` defaults to :class:`SoftmaxCrossEntropy`.
     Returns ``{"x": error, "C1.W": error, ...}``. ``samples`` limits each tensor to that many entries.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
     model = _float64_copy(model)
     loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
@@ -159,3 +170,30 @@ def check_model(model, x, y, loss_fn=None, *, h=1e-5, seed=0, samples=None) -> G
     for name, tensor in [("x", x), *model.parameters().items()]:
         result[name] = _compare(analytic[name], tensor, f, h, samples, rng)
     return result
+
+
+def check_gauss_newton(layer, x, *, seed=0) -> GradCheckResult:
+    """Check a layer's ``gauss_newton`` against its Jacobian, in float64 (chapter 11).
+
+    For a diagonal ``D = d2E/dy^2`` (random, positive) the Gauss-Newton diagonal is
+    ``d2x_j = sum_i D_i (dy_i/dx_j)^2`` and ``h_k = sum_i D_i (dy_i/dw_k)^2``; the Jacobian's rows
+    come from one ``backward`` per output element, so keep ``x`` small. Exact for a single layer
+    (for a stack of layers the recursion drops the cross terms). Returns the max relative error of
+    ``"x"`` and of each parameter, as :func:`check_layer` does.
+    """
+    layer = _float64_copy(layer)
+    x = np.array(x, dtype=np.float64)
+    out = layer.forward(x)
+    d2out = np.random.default_rng(seed).uniform(0.5, 1.5, out.shape)
+    with input_grad(layer):
+        d2x, h = layer.gauss_newton(d2out)
+        expected = {"x": np.zeros_like(x), **{k: np.zeros_like(p) for k, p in layer.params.items()}}
+        unit = np.zeros_like(out)
+        for i in range(out.size):
+            unit.reshape(-1)[i] = 1
+            rows = {"x": np.array(layer.backward(unit)), **layer.grads}         # a copy: not a view of unit
+            unit.reshape(-1)[i] = 0
+            for name, row in rows.items():
+                expected[name] += d2out.reshape(-1)[i] * row * row
+    analytic = {"x": d2x, **h}
+    return GradCheckResult({name: relative_error(analytic[name], value) for name, value in expected.items()})

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import data
 from . import optim as _optim
 from . import train as _train
 from .model import LeNet5, Sequential
@@ -157,7 +158,7 @@ def evaluate_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: 
     dtype = _module_dtype(module)
     with torch.no_grad():
         np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-        logits = torch.cat([module(torch.from_numpy(_train.gather(x, slice(i, i + batch_size), np_dtype)))
+        logits = torch.cat([module(torch.from_numpy(data.gather(x, slice(i, i + batch_size), np_dtype)))
                             for i in range(0, len(x), batch_size)])
         labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
         loss = nn.functional.cross_entropy(logits, labels).item()
