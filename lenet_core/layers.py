@@ -232,7 +232,8 @@ class Conv2d(Layer):
         """The backward pass with squared windows and squared weights (skips d2x without ``need_input_grad``)."""
         cache = self.cache
         cols, W = cache["cols"], self.params["W"]
-        d2x, hW, hb = functional.conv2d_backward(d2out, cols * cols, cache["x_shape"], W * W, self.stride,
+        squared = np.ascontiguousarray(cols * cols)                  # C5's cols are a transposed view
+        d2x, hW, hb = functional.conv2d_backward(d2out, squared, cache["x_shape"], W * W, self.stride,
                                                  self.padding, need_dx=self.need_input_grad)
         return d2x, {"W": hW, "b": hb}
 

@@ -8,7 +8,7 @@ scratch ``"C1.W"`` is torch ``"C1.weight"``, ``"C1.b"`` is ``"C1.bias"``.
 :func:`fit_torch` trains the twin the way :func:`lenet_core.train.fit` trains the scratch model:
 the recipe is read from :data:`lenet_core.train.DEFAULT_RECIPE` when it is called, the batches come
 from the same seeded :func:`lenet_core.data.batches`, augmentation is the same
-:func:`lenet_core.train.random_shift` drawn from the same generator, and it returns a
+:func:`lenet_core.data.random_shift` drawn from the same generator, and it returns a
 :class:`lenet_core.train.History`. :func:`recipe_optimizer` builds the optimizer and schedule of a
 recipe for either side, so a comparison can hand both sides exactly the same settings.
 """
@@ -178,7 +178,7 @@ def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 
 
     It runs the same loop as ``fit``, :func:`lenet_core.train.train_loop`: one
     ``np.random.default_rng(seed)`` drives :func:`lenet_core.data.batches` and
-    then :func:`lenet_core.train.random_shift` batch after batch (so seed and ``augment`` give the same
+    then :func:`lenet_core.data.random_shift` batch after batch (so seed and ``augment`` give the same
     images in the same order), the loss is the mean cross-entropy of each batch, ``loss`` and
     ``train_acc`` are running averages over the epoch, the schedule steps once per epoch, then
     ``validation=(x_val, y_val)`` is evaluated. Computation happens in the module's dtype.

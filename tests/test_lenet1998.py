@@ -247,6 +247,19 @@ def test_fit_1998_re_estimates_the_curvature_early(mnist, monkeypatch):
     assert len(calls) == 2                                                # the paper: once per pass
 
 
+def test_fit_1998_takes_the_names_of_optims_table(mnist):
+    """Besides "sdlm", any optimizer and schedule of lenet_core.optim's one table; other names are refused."""
+    from lenet_core.lenet1998 import fit_1998
+    x, y = prepare_1998(mnist.x_train[:64]), mnist.y_train[:64]
+    history = fit_1998(LeNet5_1998(seed=0), x, y, epochs=2, optimizer="adam", lr=1e-3, schedule="step",
+                       quiet=True)
+    assert history["lr"] == [1e-3, 1e-4]                              # StepLR: step_size max(1, 2 // 3)
+    with pytest.raises(ValueError, match="choose 'sdlm' or one of 'sgd', 'momentum', 'adam'"):
+        fit_1998(LeNet5_1998(seed=0), x, y, epochs=1, optimizer="rmsprop", quiet=True)
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        fit_1998(LeNet5_1998(seed=0), x, y, epochs=1, optimizer="sgd", schedule="linear", quiet=True)
+
+
 # ----------------------------------------------------------------------------------------------
 # Distortions
 # ----------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
     :class:`~lenet_core.losses.SoftmaxCrossEntropy` otherwise.
     ``distort`` draws a fresh :func:`random_affine` distortion of every image at every pass, with
     the ranges ``distortion`` (a dict of :func:`random_affine`'s keywords; default :data:`DISTORTION`);
-    ``augment_shift=k`` shifts by up to k pixels instead (:func:`lenet_core.train.random_shift`).
+    ``augment_shift=k`` shifts by up to k pixels instead (:func:`lenet_core.data.random_shift`).
     ``validation=(x_val, y_val)`` is evaluated after each pass. ``constant_lr`` keeps the first rate
     throughout (no schedule), for short sanity checks. The loop is :func:`lenet_core.train.train_loop`,
     the one every trainer shares: it stops with a :class:`~lenet_core.train.DivergenceError` when a
