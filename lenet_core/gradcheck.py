@@ -16,7 +16,8 @@ import numpy as np
 from .layers import input_grad
 from .losses import SoftmaxCrossEntropy
 
-__all__ = ["numerical_gradient", "relative_error", "GradCheckResult", "check_layer", "check_model"]
+__all__ = ["numerical_gradient", "relative_error", "projected", "projected_gradient_check", "GradCheckResult",
+           "check_layer", "check_model", "lenet_with_planted_bug"]
 
 
 def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.ndarray:
@@ -49,6 +50,29 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
         raise ValueError(f"shapes differ: {analytic.shape} vs {numeric.shape}")
     scale = max(np.abs(analytic).max(initial=0), np.abs(numeric).max(initial=0))
     return 0.0 if scale == 0 else float(np.abs(analytic - numeric).max() / scale)
+
+
+def projected(forward, R: np.ndarray):
+    """The scalar ``sum(forward() * R)`` as a function of no argument (chapter 4).
+
+    For a fixed random ``R`` shaped like the output, its gradient with respect to anything
+    ``forward`` reads is exactly what a backward pass computes from ``dout = R``: one scalar checks
+    a whole backward pass.
+    """
+    return lambda: float(np.sum(forward() * R))
+
+
+def projected_gradient_check(forward, R: np.ndarray, x: np.ndarray, analytic: np.ndarray, h: float = 1e-5,
+                             indices=None) -> float:
+    """The relative error of ``analytic`` (the backward pass of ``dout = R`` with respect to ``x``)
+    against central differences of ``sum(forward() * R)``, ``forward`` reading ``x`` (chapter 4).
+
+    ``indices`` (flat) limits the comparison to some entries of ``x``.
+    """
+    numeric = numerical_gradient(projected(forward, R), x, h, indices)
+    if indices is not None:
+        return relative_error(np.asarray(analytic).reshape(-1)[indices], numeric.reshape(-1)[indices])
+    return relative_error(analytic, numeric)
 
 
 class GradCheckResult(dict):
@@ -128,12 +152,10 @@ def check_layer(layer, x, *, h=1e-5, seed=0, samples=None) -> GradCheckResult:
         dx = layer.backward(R)
     analytic = {"x": dx, **{k: v.copy() for k, v in layer.grads.items()}}
 
-    def f():
-        return float(np.sum(layer.forward(x) * R))
-
     result = GradCheckResult()
     for name, tensor in [("x", x), *layer.params.items()]:
-        result[name] = _compare(analytic[name], tensor, f, h, samples, rng)
+        idx = _sample(tensor.size, samples, rng)
+        result[name] = projected_gradient_check(lambda: layer.forward(x), R, tensor, analytic[name], h, idx)
     return result
 
 
@@ -159,3 +181,22 @@ def check_model(model, x, y, loss_fn=None, *, h=1e-5, seed=0, samples=None) -> G
     for name, tensor in [("x", x), *model.parameters().items()]:
         result[name] = _compare(analytic[name], tensor, f, h, samples, rng)
     return result
+
+
+def lenet_with_planted_bug(seed: int = 0):
+    """A float64 LeNet-5 with one planted bug in a backward pass, to find with a gradient check
+    (chapter 4's exercise, assignment 3). Its forward pass is right; so are the gradients of the
+    layers after the bug."""
+    from .layers import Tanh
+    from .model import LeNet5, Sequential
+
+    class _Tanh(Tanh):
+        def forward(self, x):
+            self._x_in = x
+            return super().forward(x)
+
+        def backward(self, dout):
+            return dout * (1 - self._x_in ** 2)
+
+    model = LeNet5(seed=seed, dtype=np.float64)
+    return Sequential(*[(name, _Tanh() if name == "C3_tanh" else part) for name, part in model.layers.items()])
