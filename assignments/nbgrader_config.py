@@ -16,9 +16,10 @@ cases of lenet_core/grading/aN_*.py and writes each test cell's outputs and scor
 from pathlib import Path
 
 from nbgrader.converters import GenerateAssignment
-from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, IgnorePattern,
+                                    LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 
-from lenet_core.grading.nbgrader_plugins import CsvExport, SandboxTests, StudentBuild
+from lenet_core.grading.nbgrader_plugins import CsvExport, RestoreAnswerIds, SandboxTests, StudentBuild
 
 c = get_config()  # noqa: F821 (defined by traitlets when it loads this file)
 
@@ -35,7 +36,10 @@ c.ClearSolutions.code_stub = {
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.GenerateAssignment.preprocessors = [*GenerateAssignment.class_traits()["preprocessors"].default(), StudentBuild]
 
-# Grading: the sandbox instead of a kernel (nbgrader's Execute is not in the list).
+# Grading: renamed answer cell ids put back, then nbgrader's own checks, then the sandbox instead of a
+# kernel (nbgrader's Execute is not in the list).
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, RestoreAnswerIds, OverwriteKernelspec,
+                                      OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [SandboxTests, IgnorePattern, LimitOutput, SaveAutoGrades,
                                        AssignLatePenalties, CheckCellMetadata]
 # A test cell a student deleted is put back (and graded).

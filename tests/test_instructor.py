@@ -2,7 +2,8 @@
 
 The folder holds the repository as ``lenet-from-scratch/`` and, in ``inbox/``, what three students sent:
 alice the solution, bob the solution with conv_forward delegated to lenet_core, carol a file that is
-not a notebook. The page's commands then generate, collect, grade, return feedback, export, re-grade.
+not a notebook, dave the solution with an answer cell's id renamed, a test cell edited and a hidden
+test cell deleted. The page's commands then generate, collect, grade, return feedback, export, re-grade.
 """
 
 from __future__ import annotations
@@ -52,14 +53,22 @@ def test_the_pages_blocks_run_as_written(tmp_path):
                            "    return conv2d(x, W, b, stride, padding)[0]\n")
             nbformat.write(release, inbox / "bob.ipynb")
             (inbox / "carol.ipynb").write_text("def conv_forward(x, W, b, stride, padding): ...")
+            # dave: right answers, but an answer cell's id renamed, a test cell edited, a hidden one deleted
+            dave = nbformat.read(inbox / "alice.ipynb", as_version=4)
+            by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in dave.cells}
+            by_id["conv_backward"].metadata["nbgrader"]["grade_id"] = "my_conv_backward"
+            by_id["check_conv_forward"].source = "10"
+            dave.cells.remove(by_id["hidden_conv_backward"])
+            nbformat.write(dave, inbox / "dave.ipynb")
         result = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
                                 timeout=600)
         assert result.returncode == (1 if "lenet_core.grading grade" in block else 0), \
             (block, result.stdout[-3000:], result.stderr[-3000:])
         if "lenet_core.grading grade" in block:
             lines = result.stdout.splitlines()
-            assert lines[0] == "alice: 24/24" and lines[1] == "bob: 13/24" and lines[-2] == "carol: 0/24"
-            assert "could not be graded (a1_convolution.ipynb is not a notebook" in lines[-1]
+            assert lines[:2] == ["alice: 24/24", "bob: 13/24"] and lines[-1] == "dave: 24/24", lines
+            carol = lines.index("carol: 0/24")
+            assert "could not be graded (a1_convolution.ipynb is not a notebook" in lines[carol + 1]
         assert "checksum" not in result.stderr.lower()
     course = tmp_path / "course"
     assert (tmp_path / "a1_convolution.zip").is_file()
@@ -69,6 +78,7 @@ def test_the_pages_blocks_run_as_written(tmp_path):
     assert (rows["alice"]["score"], rows["alice"]["max_score"], rows["alice"]["status"]) == ("24.0", "24.0", "graded")
     assert (rows["bob"]["score"], rows["bob"]["status"]) == ("13.0", "graded")
     assert rows["carol"]["status"].startswith("could not be graded (a1_convolution.ipynb is not a notebook")
+    assert (rows["dave"]["score"], rows["dave"]["status"]) == ("24.0", "graded")
     page = (course / "feedback" / "bob" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     assert "lenet_core.functional is not in the student build of lenet_core for a1_convolution" in page
     assert "hidden case 1" in page and "20261125" not in page and "default_rng" not in page

@@ -14,7 +14,6 @@ when every submission was graded, 1 when some could not be, 2 for bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -37,10 +36,12 @@ def _config(course: Path):
 
 def _lines(course: Path, assignment: str, student: str) -> list[str]:
     """The groups of an autograded submission that lost points or could not be graded, one line each."""
+    import nbformat
+
     lines = []
     for path in sorted((course / "autograded" / student / assignment).glob("*.ipynb")):
-        nb = json.loads(path.read_text())
-        for cell in nb.get("cells", []):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
             if not cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
                 continue
             text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")

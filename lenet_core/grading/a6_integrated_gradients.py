@@ -6,7 +6,7 @@ Student functions: ``integrated_gradients(model, image, target, baseline, steps)
 ``compare_baselines(model, image, target, steps) -> {"black": a, "blur": a, "uniform": a}``.
 Graded on an untrained float64 LeNet-5 and smooth random images (no MNIST): attribution needs a model
 and images, not a good model. The student build leaves out
-:func:`lenet_core.attribution.integrated_gradients`.
+:func:`lenet_core.attribution.integrated_gradients` (and the methods that compute it along a given path).
 """
 
 import numpy as np
@@ -16,7 +16,10 @@ from ..model import LeNet5
 from .report import Case, Fail, Group, Model, compare
 
 KEEP = ("data", "model", "attribution")
-ABSENT = {"attribution": ("integrated_gradients",)}
+#: Integrated Gradients, and the two methods that compute it given a deterministic path (a student's
+#: own IG is compared with them; SmoothGrad's IG calls the stub)
+ABSENT = {"attribution.ig": ("integrated_gradients",),
+          "attribution.methods": ("gradient_shap", "expected_gradients")}
 PRELUDE = """import numpy as np
 from lenet_core.attribution import make_baseline, model_output
 from lenet_core.model import LeNet5

@@ -2,6 +2,7 @@
 
 - :class:`StudentBuild` (in ``GenerateAssignment``): writes the student build of lenet_core beside the
   student version of the notebook, in ``release/<assignment>/lenet_core/``.
+- :class:`RestoreAnswerIds` (in ``Autograde``, first): a renamed answer cell id costs nothing.
 - :class:`SandboxTests` (in ``Autograde``, in place of nbgrader's ``Execute``): nbgrader never runs a
   submitted notebook in a kernel. This preprocessor takes the answer cells, runs each test cell's group
   of hidden cases in the sandbox, and writes each test cell's outputs itself (the report, then the score
@@ -45,6 +46,38 @@ class StudentBuild(NbGraderPreprocessor):
         dest = _course_root(self.config) / release / assignment
         build.build(assignment, dest)
         self.log.info("Wrote the student build of lenet_core to %s", dest / build.NAME)
+        return nb, resources
+
+
+class RestoreAnswerIds(NbGraderPreprocessor):
+    """Put back the ``grade_id`` of answer cells a student renamed (in ``Autograde``, before nbgrader's
+    ``OverwriteCells``): the k-th answer cell with an id the source does not know gets the source's k-th
+    answer id, if the notebook does not use it already. Any other cell with an unknown id loses its
+    nbgrader metadata (it becomes a plain cell), so a renamed id never makes a notebook ungradable."""
+
+    def preprocess(self, nb, resources):
+        names = resources["nbgrader"]
+        source = _course_root(self.config) / "source" / names["assignment"] / f"{names['notebook']}.ipynb"
+        try:
+            cells = nbformat.read(source, as_version=4).cells
+        except (OSError, ValueError):
+            return nb, resources
+        known = {c.metadata.get("nbgrader", {}).get("grade_id") for c in cells} - {None}
+        answers = [c.metadata["nbgrader"]["grade_id"] for c in cells
+                   if c.metadata.get("nbgrader", {}).get("solution") and c.metadata["nbgrader"].get("grade_id")]
+        used = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells}
+        position = 0
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader")
+            if not meta:
+                continue
+            if meta.get("solution") and not meta.get("grade"):
+                if meta.get("grade_id") not in known and position < len(answers) and answers[position] not in used:
+                    self.log.warning("Answer cell %r renamed: graded as %r", meta.get("grade_id"), answers[position])
+                    meta["grade_id"] = answers[position]
+                position += 1
+            elif meta.get("grade_id") not in known:
+                del cell.metadata["nbgrader"]
         return nb, resources
 
 
