@@ -60,7 +60,7 @@ def test_the_pages_blocks_run_as_written(tmp_path):
             by_id["check_conv_forward"].source = "10"
             dave.cells.remove(by_id["hidden_conv_backward"])
             nbformat.write(dave, inbox / "dave.ipynb")
-        result = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
+        result = subprocess.run(["bash", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
                                 timeout=600)
         assert result.returncode == (1 if "lenet_core.grading grade" in block else 0), \
             (block, result.stdout[-3000:], result.stderr[-3000:])
@@ -69,9 +69,11 @@ def test_the_pages_blocks_run_as_written(tmp_path):
             assert lines[:2] == ["alice: 24/24", "bob: 13/24"] and lines[-1] == "dave: 24/24", lines
             carol = lines.index("carol: 0/24")
             assert "could not be graded (a1_convolution.ipynb is not a notebook" in lines[carol + 1]
-        assert "checksum" not in result.stderr.lower()
+        # the only checksum nbgrader complains about is dave's edited test cell (hidden tests are markers,
+        # the same in the source and the student version)
+        assert all("check_conv_forward" in line for line in result.stderr.splitlines() if "checksum" in line)
     course = tmp_path / "course"
-    assert (tmp_path / "a1_convolution.zip").is_file()
+    assert (tmp_path / "course" / "a1_convolution.zip").is_file()
     assert (course / "release" / ASSIGNMENT / "lenet_core" / "data.py").is_file()
     with open(course / "grades.csv") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
