@@ -9,6 +9,7 @@ the student, or returns an optional note. One point per case.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -142,7 +143,8 @@ def judge(report: GradeReport, case: Case, outcome: Outcome, hidden: bool) -> No
             note = check(outcome.result)
         except Fail as failure:
             message = str(failure)
-            if hidden:
+            if hidden:          # what went wrong, not where or with which shapes and values
+                message = re.sub(r"expected (\S+) shape \([^)]*\), got \([^)]*\)", r"\1 has the wrong shape", message)
                 message = message.split("; worst at index")[0].split(": expected ")[0]
             if outcome.warnings:
                 message += "; NumPy warned: " + "; ".join(outcome.warnings)
