@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
 import tempfile
 import time
@@ -65,12 +66,15 @@ def measure(assignment: str, n: int) -> dict:
         if not result["success"]:
             raise RuntimeError(result.get("error"))
         submissions(course, assignment, n)
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
         results = grade(assignment, course, csv=Path(tmp) / "grades.csv", out=io.StringIO())
         seconds = time.perf_counter() - started
+        load_after = os.getloadavg()[0]
     scores = sorted({r[0] for r in results.values()})
     return {"assignment": assignment, "submissions": n, "seconds": seconds, "seconds_per_submission": seconds / n,
-            "scores_seen": scores, "all_graded": all(r[3] == "graded" for r in results.values())}
+            "scores_seen": scores, "all_graded": all(r[3] == "graded" for r in results.values()),
+            "load_average_1min": [load_before, load_after]}
 
 
 def main(argv=None):
