@@ -247,7 +247,7 @@ def test_random_affine(mnist):
 # The scripts' quick modes: the code path, not the numbers
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("script", ["train_1998.py", "ablation.py", "distortion_probe.py"])
+@pytest.mark.parametrize("script", ["train_1998.py", "ablation.py", "distortion_probe.py", "sdlm_experiments.py"])
 def test_script_quick_mode(tmp_path, script):
     out = tmp_path / "record.json"
     result = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--quick", "--out", str(out)],
