@@ -101,12 +101,17 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of each ladder rung")
     parser.add_argument("--repro-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                         help="seeds of the reproduction on the full training set")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs of the rungs that train by epochs")
+    parser.add_argument("--epochs", type=int, default=2,
+                        help="epochs of the rungs that train by epochs (2: what one session's shared CPU allowed)")
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3],
                         help="learning rates of the seed's optimizer tried on the validation split")
     parser.add_argument("--put-back", action="store_true",
                         help="instead of the ladder: put the seed's faults back one at a time into the "
                              "fixed CNN (writes results/seed_putback.json)")
+    parser.add_argument("--part", choices=["all", "reproduction", "ladder"], default="all",
+                        help="the reproduction alone (writes results/seed_reproduction.json), the ladder "
+                             "alone, or both in one record; the parts are independent, so they can run "
+                             "as two processes")
     parser.add_argument("--out", type=Path, default=None, help="record path (default results/seed_ladder.json)")
     args = parser.parse_args(argv)
 
@@ -117,7 +122,9 @@ def main(argv=None):
         x_train, y_train, x_test, y_test = x_train[:3000], y_train[:3000], x_test[:1000], y_test[:1000]
         val_size, steps, epochs = 500, 30, 1
         args.seeds, args.repro_seeds, args.lrs = args.seeds[:1], args.repro_seeds[:2], args.lrs[:2]
-    name = "seed_putback.json" if args.put_back else "seed_ladder.json"
+    name = ("seed_putback.json" if args.put_back else
+            "seed_reproduction.json" if args.part == "reproduction" else "seed_ladder.json")
+    do_repro, do_ladder = args.part in ("all", "reproduction"), args.part in ("all", "ladder")
     out = args.out or (Path(tempfile.mkdtemp(prefix="seed_ladder_")) / name if args.quick
                        else RECORDS_DIR / name)
     (x_tr, y_tr), (x_val, y_val) = split_validation(x_train, y_train, size=val_size, seed=0)
@@ -127,8 +134,8 @@ def main(argv=None):
 
     lr_runs = len(args.lrs)
     total = (len(put_back(epochs)) * len(args.seeds) if args.put_back else
-             len(args.repro_seeds) + 1 + len(args.repro_seeds[:3]) + lr_runs
-             + len(ladder(epochs, 1.0)) * len(args.seeds))
+             (len(args.repro_seeds) + 1 + len(args.repro_seeds[:3])) * do_repro
+             + (lr_runs + len(ladder(epochs, 1.0)) * len(args.seeds)) * do_ladder)
     from tqdm.auto import tqdm
     bar = tqdm(total=total, desc="seed ladder", file=sys.stdout, mininterval=5)
     start = time.perf_counter()
@@ -168,40 +175,44 @@ def main(argv=None):
     for key, config, seeds in [("mlp", PRINTED, args.repro_seeds),
                                ("seed_lenet5_printed", PRINTED.replace(model="seed_lenet5"), args.repro_seeds[:1]),
                                ("seed_lenet5", PRINTED.replace(model="seed_lenet5", **RUNNABLE),
-                                args.repro_seeds[:3])]:
+                                args.repro_seeds[:3])][:3 * do_repro]:
         runs = [measure(config, x_train, y_train, {"test": (x_test, y_test)}, s, train_accuracy=True)
                 for s in seeds]
         reproduction[key] = {"config": dataclasses.asdict(cfg(config)), "seeds": seeds,
                              "runs": runs, **summarise(runs, ["train_acc", "test_acc"])}
-
-    # 2a. the learning rate of the seed's optimizer, chosen on the validation split (seed 0)
-    sweep_base = dict((k, c) for k, _, c in ladder(epochs, PRINTED.lr))["epochs"]
-    sweep = [{"lr": lr, **measure(sweep_base.replace(lr=lr), x_tr, y_tr, {"val": (x_val, y_val)}, 0)}
-             for lr in args.lrs]
-    valid = [r for r in sweep if "val_acc" in r]
-    best_lr = max(valid, key=lambda r: r["val_acc"])["lr"] if valid else PRINTED.lr
-
-    # 2b. the ladder
-    rungs = []
-    for key, change, config in ladder(epochs, best_lr):
-        runs = [measure(config, x_tr, y_tr, {"val": (x_val, y_val), "test": (x_test, y_test)}, s)
-                for s in args.seeds]
-        rungs.append({"key": key, "change": change, "config": dataclasses.asdict(cfg(config)),
-                      "seeds": args.seeds, "runs": runs, **summarise(runs, ["val_acc", "test_acc"])})
-    bar.close()
-
-    results = {"paper": S.SEED_PAPER, "reproduction": reproduction,
-               "lr_sweep": {"base": dataclasses.asdict(cfg(sweep_base)), "runs": sweep, "chosen_lr": best_lr},
-               "ladder": rungs, "book_recipe": DEFAULT_RECIPE, "epochs": epochs,
+    results = {"paper": S.SEED_PAPER,
                "split": {"train": int(len(x_tr)), "val": int(len(x_val)), "test": int(len(x_test)),
-                         "full_train": int(len(x_train))},
-               "seconds": round(time.perf_counter() - start, 1)}
+                         "full_train": int(len(x_train))}}
+    if do_repro:
+        results["reproduction"] = reproduction
+
+    if do_ladder:
+        # 2a. the learning rate of the seed's optimizer, chosen on the validation split (seed 0)
+        sweep_base = dict((k, c) for k, _, c in ladder(epochs, PRINTED.lr))["epochs"]
+        sweep = [{"lr": lr, **measure(sweep_base.replace(lr=lr), x_tr, y_tr, {"val": (x_val, y_val)}, 0)}
+                 for lr in args.lrs]
+        valid = [r for r in sweep if "val_acc" in r]
+        best_lr = max(valid, key=lambda r: r["val_acc"])["lr"] if valid else PRINTED.lr
+
+        # 2b. the ladder
+        rungs = []
+        for key, change, config in ladder(epochs, best_lr):
+            runs = [measure(config, x_tr, y_tr, {"val": (x_val, y_val), "test": (x_test, y_test)}, s)
+                    for s in args.seeds]
+            rungs.append({"key": key, "change": change, "config": dataclasses.asdict(cfg(config)),
+                          "seeds": args.seeds, "runs": runs, **summarise(runs, ["val_acc", "test_acc"])})
+        results.update({"lr_sweep": {"base": dataclasses.asdict(cfg(sweep_base)), "runs": sweep,
+                                     "chosen_lr": best_lr},
+                        "ladder": rungs, "book_recipe": DEFAULT_RECIPE, "epochs": epochs})
+    bar.close()
+    results["seconds"] = round(time.perf_counter() - start, 1)
     path = write_record(out, results, seed={"ladder": args.seeds, "reproduction": args.repro_seeds},
                         quick=args.quick)
-    print(f"reproduction (MLP): train {reproduction['mlp'].get('train_acc_mean', float('nan')):.2%}, "
-          f"test {reproduction['mlp'].get('test_acc_mean', float('nan')):.2%} "
-          f"(paper: {S.SEED_PAPER['train_acc']:.4%}, {S.SEED_PAPER['test_acc']:.2%})")
-    for rung in rungs:
+    if do_repro:
+        print(f"reproduction (MLP): train {reproduction['mlp'].get('train_acc_mean', float('nan')):.2%}, "
+              f"test {reproduction['mlp'].get('test_acc_mean', float('nan')):.2%} "
+              f"(paper: {S.SEED_PAPER['train_acc']:.4%}, {S.SEED_PAPER['test_acc']:.2%})")
+    for rung in results.get("ladder", []):
         print(f"{rung['key']:<20} val {rung.get('val_acc_mean', float('nan')):.2%}  "
               f"test {rung.get('test_acc_mean', float('nan')):.2%}  NaN runs {rung['nan_runs']}")
     print(f"wrote {path}")
