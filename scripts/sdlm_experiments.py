@@ -17,7 +17,8 @@ Experiments (``--only`` picks some; the default runs them all):
 - ``per_pattern``: batch 1, the paper's procedure (one curvature estimate per pass), seed 0, one
   pass over the first SUBSET training images; ``per_pattern_early``: the same with the curvature
   also re-estimated every 320 samples of the pass (the spacing of train_1998's default, 10
-  updates of 32); ``batch32_subset``: batch 32 on the same images, for comparison.
+  updates of 32); ``batch32_subset``: batch 32 on the same images, for comparison;
+  ``per_pattern_early_eta_div<d>``: per-pattern with early estimates and eta divided by d.
 
     PYTHONPATH=. LENET_MNIST_DIR=../shared/mnist python scripts/sdlm_experiments.py --passes 2
     python scripts/sdlm_experiments.py --quick --out /tmp/x.json      # code path only
@@ -64,6 +65,9 @@ def experiments(passes):
     out["batch32_subset"] = dict(batch_size=32, early_every=10, seed=0, passes=1, images=SUBSET)
     out["per_pattern_early"] = dict(batch_size=1, early_every=320, seed=0, passes=1, images=SUBSET)
     out["per_pattern"] = dict(batch_size=1, early_every=None, seed=0, passes=1, images=SUBSET)
+    for d in (4, 32):                                # per-pattern at a smaller global rate
+        out[f"per_pattern_early_eta_div{d}"] = dict(batch_size=1, early_every=320, seed=0, passes=1,
+                                                     images=SUBSET, eta_scale=1 / d)
     return {k: {"passes": passes, "eta_scale": 1.0, "images": 0, **v} for k, v in out.items()}
 
 
