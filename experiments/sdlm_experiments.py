@@ -1,6 +1,6 @@
 """Chapter 11's hypotheses about the gap to the paper's 0.95%, each a short run on the validation split.
 
-The paper updates after every pattern; scripts/train_1998.py (NumPy) updates once per mini-batch of
+The paper updates after every pattern; experiments/train_1998.py (NumPy) updates once per mini-batch of
 32, because a NumPy step on one image costs about as much as a step on 32. This script trains the
 PyTorch twin (lenet_core.twin1998, one thread) with the same SDLM: ``eta / (mu + h_kk)`` per
 parameter, ``h_kk`` from lenet_core.lenet1998.estimate_curvature on 500 training samples before
@@ -20,8 +20,8 @@ Experiments (``--only`` picks some; the default runs them all):
   updates of 32); ``batch32_subset``: batch 32 on the same images, for comparison;
   ``per_pattern_early_eta_div<d>``: per-pattern with early estimates and eta divided by d.
 
-    PYTHONPATH=. LENET_MNIST_DIR=../shared/mnist python scripts/sdlm_experiments.py --passes 2
-    python scripts/sdlm_experiments.py --quick --out /tmp/x.json      # code path only
+    python -m experiments.sdlm_experiments --passes 2
+    python -m experiments.sdlm_experiments --quick --out /tmp/x.json      # code path only
 
 Writes results/lenet1998_experiments.json (lenet_core.records), rewritten after every experiment.
 """
@@ -36,16 +36,14 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lenet_core.data import load_splits  # noqa: E402
-from lenet_core.lenet1998 import (LeNet5_1998, RBFLoss, estimate_curvature, evaluate_1998,  # noqa: E402
-                                  prepare_1998, sdlm_learning_rate)
-from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
-from lenet_core.twin1998 import rbf_loss_torch, to_torch_1998, torch_name_1998  # noqa: E402
+from lenet_core.data import load_splits
+from lenet_core.lenet1998 import (LeNet5_1998, RBFLoss, estimate_curvature, evaluate_1998, prepare_1998,
+                                  sdlm_learning_rate)
+from lenet_core.lenet1998.twin import rbf_loss_torch, to_torch_1998, torch_name_1998
+from lenet_core.records import RECORDS_DIR, write_record
 
 RATE_SCALES = (0.5, 1.0, 2.0, 4.0)
 #: images of the per-pattern runs' single pass (a NumPy-free pass over all 55,000 takes over an hour
