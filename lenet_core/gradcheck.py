@@ -16,20 +16,16 @@ import numpy as np
 from .layers import input_grad
 from .losses import SoftmaxCrossEntropy
 
-__all__ = ["numerical_gradient", "relative_error", "projected", "projected_gradient_check", "GradCheckResult",
-           "check_layer", "check_model", "lenet_with_planted_bug"]
+__all__ = ["numerical_gradient", "gauss_newton_diagonal", "relative_error", "projected", "projected_gradient_check",
+           "GradCheckResult", "check_layer", "check_model", "lenet_with_planted_bug"]
 
 
-def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.ndarray:
-    """Central differences ``(f(x + h e_i) - f(x - h e_i)) / 2h`` of a scalar function ``f()``.
-
-    ``f`` takes no argument and reads ``x``, which is perturbed in place and restored. ``indices``
-    (flat indices) limits the work to some entries; the others are left at 0 in the result.
-    """
+def _central(f, x: np.ndarray, h: float, indices):
+    """Yield ``(i, f(x + h e_i), f(x - h e_i))`` for each flat index ``i``; ``x`` is perturbed in place
+    and restored."""
     if x.dtype != np.float64:
         raise TypeError(f"numerical gradients need float64 arrays, got {x.dtype}")
-    grad = np.zeros_like(x)
-    flat, grad_flat = x.reshape(-1), grad.reshape(-1)
+    flat = x.reshape(-1)
     if not np.shares_memory(flat, x):
         raise ValueError("x must be contiguous so that it can be perturbed in place")
     for i in range(flat.size) if indices is None else indices:
@@ -39,8 +35,37 @@ def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.nd
         flat[i] = old - h
         minus = f()
         flat[i] = old
+        yield i, plus, minus
+
+
+def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.ndarray:
+    """Central differences ``(f(x + h e_i) - f(x - h e_i)) / 2h`` of a scalar function ``f()``.
+
+    ``f`` takes no argument and reads ``x``, which is perturbed in place and restored. ``indices``
+    (flat indices) limits the work to some entries; the others are left at 0 in the result.
+    """
+    grad = np.zeros_like(x)
+    grad_flat = grad.reshape(-1)
+    for i, plus, minus in _central(f, x, h, indices):
         grad_flat[i] = (plus - minus) / (2 * h)
     return grad
+
+
+def gauss_newton_diagonal(features, x: np.ndarray, *, outer: float = 2.0, h: float = 1e-5,
+                          indices=None) -> np.ndarray:
+    """The Gauss-Newton diagonal of a loss whose Hessian with respect to ``features()`` is
+    ``outer * I``, by central differences: ``outer * mean_n sum_j (d features[n, j] / d x_i)^2``.
+
+    ``features()`` returns an (N, D) array and reads ``x`` (float64, perturbed in place and
+    restored); entries not in ``indices`` are left at 0. Chapter 11 compares it with the
+    squared-weights backward pass of SDLM (:func:`lenet_core.lenet1998.estimate_curvature`).
+    """
+    diag = np.zeros_like(x)
+    diag_flat = diag.reshape(-1)
+    for i, plus, minus in _central(features, x, h, indices):
+        jac = (plus - minus) / (2 * h)
+        diag_flat[i] = outer * np.mean(np.sum(jac.reshape(len(jac), -1) ** 2, axis=1))
+    return diag
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
