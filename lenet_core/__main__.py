@@ -483,6 +483,8 @@ def _resume_command(args, out=None) -> str:
 
 
 def _train(args, parser) -> int:
+    """``train``: the checkpoint (if any) is read, checked and restored into fresh objects, and the
+    outputs' space reserved, before MNIST is read; then the run, a checkpoint after every epoch."""
     import numpy as np
 
     from .checkpoint import load_checkpoint, save_checkpoint
@@ -497,19 +499,42 @@ def _train(args, parser) -> int:
                            "weights")
         if args.model == "lenet5":
             _check_buffers(ckpt, args.engine, args.optimizer)
+    model = _new_model(args)
+    rng = np.random.default_rng(args.seed)
+    lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else DEFAULT_RECIPE["lr"])
+    optimizer = scheduler = module = history = None
+    if ckpt is not None and args.model == "lenet5" and args.engine == "numpy":
+        from .optim import make_optimizer, make_scheduler
+        optimizer = make_optimizer(args.optimizer, model.parameters(), lr, weight_decay=args.weight_decay)
+        scheduler = make_scheduler(args.schedule, optimizer, args.epochs)
+        history = _load(lambda: ckpt.restore(model, optimizer, scheduler, rng))
+    elif ckpt is not None:
+        _load(lambda: model.load_state_dict(ckpt.model, source=str(ckpt.path)))
+        history = _load(lambda: ckpt.restore_rng(rng))
+    recipe = dict(optimizer=args.optimizer, lr=lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
+                  schedule=args.schedule, augment=args.augment)
+    if args.engine == "torch":
+        from .twin import load_torch_optimizer, recipe_optimizer, to_torch
+        module = to_torch(model)
+        optimizer, scheduler = recipe_optimizer(module, args.epochs, recipe)
+        if ckpt is not None:
+            _load(lambda: load_torch_optimizer(optimizer, scheduler, module, ckpt))
+    elif args.model == "lenet5" and optimizer is None:
+        from .optim import make_optimizer, make_scheduler
+        optimizer = make_optimizer(args.optimizer, model.parameters(), lr, weight_decay=args.weight_decay)
+        scheduler = make_scheduler(args.schedule, optimizer, args.epochs)
     _reserve(args.reserve, _expected_sizes(args))
+
     mnist = load_mnist(args.data)
     (x_train, y_train), (x_val, y_val) = split_validation(mnist.x_train, mnist.y_train, args.validation)
     if args.limit is not None:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    model = _new_model(args)
-    rng = np.random.default_rng(args.seed)
     run_args = {k: getattr(args, k) for k in RECIPE_ARGS}
     args.finished = ckpt.epoch if ckpt is not None else 0
     progress = not args.quiet and not args.no_bar
 
     def saver(state):
-        """``on_epoch_end``: the checkpoint of the epoch (``state()`` gives its model, optimizer and
+        """``on_epoch_end``: the checkpoint of the epoch (``state(epoch)`` gives its model, optimizer and
         scheduler states), written before the epoch is reported anywhere."""
         def save(epoch, hist):
             with _signals_deferred():             # the file and args.finished agree whenever Ctrl-C lands
@@ -519,7 +544,8 @@ def _train(args, parser) -> int:
         return save
 
     def resumed():
-        print(f"resumed from {_show(args.resume)} after epoch {ckpt.epoch} of {args.epochs}")
+        if ckpt is not None:
+            print(f"resumed from {_show(args.resume)} after epoch {ckpt.epoch} of {args.epochs}")
 
     start = time.perf_counter()
     if args.model == "lenet1998":
@@ -529,11 +555,7 @@ def _train(args, parser) -> int:
         print(f"LeNet-5 as in 1998 ({trainable_parameters(model):,} trainable parameters), SDLM, batch "
               f"{args.batch_size}, distortions {'on' if args.augment else 'off'}, seed={args.seed}, "
               f"{len(y_train):,} training images, {len(y_val):,} validation images")
-        history = None
-        if ckpt is not None:
-            _load(lambda: model.load_state_dict(ckpt.model, source=str(ckpt.path)))
-            history = _load(lambda: ckpt.restore_rng(rng))
-            resumed()
+        resumed()
         updates = -(-len(y_train) // args.batch_size)        # per pass; SDLM's curvature is re-estimated per pass
 
         def state(epoch):
@@ -548,30 +570,17 @@ def _train(args, parser) -> int:
         _save_and_report(model, history, args, acc, loss, f"{args.epochs} passes in {seconds:.0f}s")
         return 0
 
-    from .optim import make_optimizer, make_scheduler
     from .train import evaluate, fit
 
     x_val = prepare(x_val)           # x_train stays uint8: fit prepares each batch (saves ~250 MB)
     validation = (x_val, y_val) if args.validation else None
-    lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else DEFAULT_RECIPE["lr"])
     print(f"LeNet-5 ({model.num_parameters():,} parameters, engine {args.engine}), {args.optimizer} lr={lr:g}, "
           f"weight decay {args.weight_decay:g}, batch {args.batch_size}, {args.schedule} schedule, "
           f"augment={args.augment}, seed={args.seed}, {len(y_train):,} training images, "
           f"{len(y_val):,} validation images")
+    resumed()
     if args.engine == "torch":
-        from .twin import fit_torch, from_torch, load_torch_optimizer, recipe_optimizer, to_torch, \
-            torch_optimizer_state
-        history = None
-        if ckpt is not None:
-            _load(lambda: model.load_state_dict(ckpt.model, source=str(ckpt.path)))
-        module = to_torch(model)
-        recipe = dict(optimizer=args.optimizer, lr=lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
-                      schedule=args.schedule, augment=args.augment)
-        optimizer, scheduler = recipe_optimizer(module, args.epochs, recipe)
-        if ckpt is not None:
-            _load(lambda: load_torch_optimizer(optimizer, scheduler, module, ckpt))
-            history = _load(lambda: ckpt.restore_rng(rng))
-            resumed()
+        from .twin import fit_torch, from_torch, torch_optimizer_state
         history = fit_torch(module, x_train, y_train, epochs=args.epochs, recipe=recipe, optimizer=optimizer,
                             scheduler=scheduler, validation=validation, seed=rng, quiet=False, history=history,
                             on_epoch_end=saver(lambda epoch: dict(model=from_torch(module, model),
@@ -579,12 +588,6 @@ def _train(args, parser) -> int:
                                                                   scheduler=scheduler)))
         from_torch(module, model)
     else:
-        optimizer = make_optimizer(args.optimizer, model.parameters(), lr, weight_decay=args.weight_decay)
-        scheduler = make_scheduler(args.schedule, optimizer, args.epochs)
-        history = None
-        if ckpt is not None:
-            history = _load(lambda: ckpt.restore(model, optimizer, scheduler, rng))
-            resumed()
         history = fit(model, x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                       optimizer=optimizer, scheduler=scheduler, validation=validation, augment=args.augment,
                       seed=rng, progress=progress, history=history,
