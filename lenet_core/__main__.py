@@ -46,7 +46,7 @@ EXIT_CODES = {
     "usage": 2,         # a bad option or value (nothing was loaded)
     "data": 3,          # MNIST missing, unreadable, corrupt, or the download failed
     "weights": 4,       # a weights or checkpoint file missing, unreadable or not fitting the model
-    "output": 5,        # an output could not be written
+    "output": 5,        # an output file, stdout or stderr could not be written
     "diverged": 6,      # training diverged; nothing saved as a result
     "interrupted": 130,  # Ctrl-C or SIGTERM; finished epochs are in the checkpoint
 }
@@ -55,10 +55,12 @@ EPILOG = """\
 exit codes:
   0    success
   1    a bug (unexpected error; its traceback is printed)
-  2    bad command line: an option or value out of range, an output path that cannot be written
-  3    MNIST data missing, unreadable or corrupt, or the download failed
-  4    weights or checkpoint file missing, unreadable, or not fitting the model
-  5    an output file could not be written
+  2    bad command line: an option or value out of range, an output path that cannot be written or
+       has no room, a deleted working folder, a recipe option that differs from the checkpoint's
+  3    MNIST data missing, unreadable, not a regular file, corrupt or oversized, or the download failed
+  4    weights or checkpoint file missing, unreadable, not a regular file, oversized, tampered with, or
+       not fitting the model
+  5    an output file, stdout or stderr could not be written (the message says what was kept)
   6    training diverged (loss NaN or far above its start): nothing saved as a result
   130  interrupted (Ctrl-C or SIGTERM): finished epochs are in the checkpoint; resume with --resume
 Every failure prints one line on stderr; --debug adds the traceback."""
