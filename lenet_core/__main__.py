@@ -57,7 +57,8 @@ exit codes:
   1    a bug (unexpected error; its traceback is printed)
   2    bad command line: an option or value out of range, an output path that cannot be written or
        has no room, a deleted working folder, a recipe option that differs from the checkpoint's
-  3    MNIST data missing, unreadable, not a regular file, corrupt or oversized, or the download failed
+  3    MNIST data missing, unreadable, not a regular file, corrupt or oversized, the download failed,
+       or no cache folder can be found
   4    weights or checkpoint file missing, unreadable, not a regular file, oversized, tampered with, or
        not fitting the model
   5    an output file, stdout or stderr could not be written (the message says what was kept)

@@ -866,16 +866,19 @@ def test_no_home_directory(tmp_path, mnist_root, monkeypatch, capsys):
 
 # --- special files and size bombs: one line naming the file, the documented code, bounded memory
 
-def fifo(path):
-    os.mkfifo(path)
-    return path
-
-
-def unix_socket(path, keep):
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(str(path))
-    keep.append(s)
-    return path
+def special_file(path, case, keep) -> bool:
+    """Make ``path`` a FIFO, a symlink to /dev/zero, a listening Unix socket (kept open in ``keep``) or a
+    directory, as ``case`` says; False for any other case."""
+    if case == "fifo":
+        os.mkfifo(path)
+    elif case == "dev_zero":
+        path.symlink_to("/dev/zero")
+    elif case == "socket":
+        keep.append(socket.socket(socket.AF_UNIX))
+        keep[-1].bind(str(path))
+    elif case == "directory":
+        path.mkdir()
+    return case in ("fifo", "dev_zero", "socket", "directory")
 
 
 @pytest.mark.parametrize("case", ["fifo", "dev_zero", "socket", "directory", "weights_bomb", "checkpoint_bomb",
@@ -885,14 +888,8 @@ def test_hostile_weights_and_checkpoints(tmp_path, trained, idle_rss, case):
     at once and in little memory (peak RSS of the child under 100 MiB above an idle CLI)."""
     keep = []
     target = tmp_path / "x.npz"
-    if case == "fifo":
-        fifo(target)
-    elif case == "dev_zero":
-        target.symlink_to("/dev/zero")
-    elif case == "socket":
-        unix_socket(target, keep)
-    elif case == "directory":
-        target.mkdir()
+    if special_file(target, case, keep):
+        pass
     elif case == "weights_bomb":
         weights_bomb(target)
     elif case == "checkpoint_bomb":
@@ -920,12 +917,8 @@ def test_hostile_mnist_files(tmp_path, linked_mnist, idle_rss, case):
     name = NAMES[3]
     target = linked_mnist / name
     target.unlink()
-    if case == "fifo":
-        fifo(target)
-    elif case == "dev_zero":
-        target.symlink_to("/dev/zero")
-    elif case == "socket":
-        unix_socket(target, keep)
+    if special_file(target, case, keep):
+        pass
     elif case == "gzip_bomb":                    # a valid header, then 2 GiB instead of 10,000 labels
         gzip_bomb(target, struct.pack(">II", 0x801, 10000), 2 << 30)
     elif case == "huge_header":
@@ -1180,3 +1173,18 @@ def test_atomic_write_syncs_before_the_rename_and_the_folder_after(tmp_path, mon
     save_weights(LeNet5(), tmp_path / "w.npz")
     assert calls == [("fsync", "file"), ("replace", "w.npz"), ("fsync", "dir")]
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
+
+
+def test_readme_exit_codes_match_the_cli():
+    """README.md's exit-code table lists exactly the CLI's codes, each with the meaning --help gives."""
+    readme = (REPO / "README.md").read_text()
+    rows = dict(re.findall(r"^\| (\d+) \| (.+) \|$", readme, re.M))
+    assert sorted(map(int, rows)) == sorted(EXIT_CODES.values())
+    epilog = " ".join(cli_module.EPILOG.split())
+    for code, meaning in rows.items():
+        entry = re.search(rf"\b{code}\s+(.+?)(?= \d+ |Every failure)", epilog).group(1)
+        words = {w for w in re.findall(r"[a-z]{5,}", meaning.lower())}
+        missing = {w for w in words if w not in entry.lower()}
+        assert not missing, (code, missing, entry)
+    for promise in ("stdout or stderr", "fsync", "resume", "regular file", "bit-identical"):
+        assert promise in readme, promise
