@@ -718,7 +718,13 @@ def _guard_streams():
 def main(argv=None) -> int:
     guards, saved, no_stderr = _guard_streams()
     try:
-        code, args = _main(argv, no_stderr, install_sigterm=argv is None)
+        try:
+            code, args = _main(argv, no_stderr, install_sigterm=argv is None)
+        except SystemExit as e:                    # --help, or a usage error from argparse
+            failed = [g for g in guards if g.error is not None]
+            if e.code == 0 and failed:
+                return _fail(None, f"could not write to {failed[0].name} ({failed[0].error})", EXIT_CODES["output"])
+            raise
         failed = [g for g in guards if g.error is not None]
         if failed and code == 0:
             names = " and ".join(f"{g.name} ({g.error})" for g in failed)

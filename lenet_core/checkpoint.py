@@ -39,8 +39,8 @@ __all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "MAX_ME
 
 #: the tag in every checkpoint's metadata; a file without it is refused
 FORMAT = "lenet_core.checkpoint/1"
-#: the most metadata a checkpoint may hold (a 1,000-epoch history is about 200 KB)
-MAX_META_BYTES = 2 << 20
+#: the most metadata a checkpoint may hold (a 10,000-epoch history, --epochs' limit, is about 1.5 MB)
+MAX_META_BYTES = 4 << 20
 
 
 def _state(thing) -> dict | None:

@@ -49,7 +49,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._files import open_regular
+from ._files import fsync_folder, open_regular
 
 __all__ = ["MNIST", "MNISTError", "FILES", "MIRRORS", "ENV_VAR", "load_mnist", "load_idx", "find_mnist_file",
            "download", "cache_dir", "normalize", "pad", "prepare", "one_hot", "batches", "split_validation",
@@ -299,10 +299,13 @@ def download(filename: str, checksum: str, dest_dir, mirrors=None, timeout=None,
                         if time.monotonic() > give_up:
                             raise TimeoutError(f"gave up after the {deadline:g}s deadline "
                                                f"({bar.n:,} bytes received)")
+                out.flush()
+                os.fsync(out.fileno())                           # durable before it is renamed into place
             got = md5(tmp)
             if got != checksum:
                 raise MNISTError(f"md5 {got} != expected {checksum}")
             os.replace(tmp, dest_dir / filename)
+            fsync_folder(dest_dir)
             return dest_dir / filename
         except TimeoutError as e:
             errors.append(f"{url}: {e if str(e) and 'timed out' not in str(e) else f'no data for {stall:g}s'}")

@@ -742,7 +742,7 @@ def set_arg(key, value):
     ("ckpt_meta_scheduler_epoch", dict(meta=lambda m: m["scheduler"].__setitem__("epoch", 7)),
      r"scheduler state .* does not fit 1 finished epochs"),
     ("ckpt_meta_format", dict(meta=lambda m: m.__setitem__("format", "x" * 1000)), r"is not a lenet_core checkpoint"),
-    ("ckpt_meta_too_big", dict(meta=lambda m: m.__setitem__("pad", "x" * (3 << 20))), r"'meta' has shape"),
+    ("ckpt_meta_too_big", dict(meta=lambda m: m.__setitem__("pad", "x" * (5 << 20))), r"'meta' has shape"),
     ("ckpt_velocity_nan", dict(arrays=lambda a: a["optimizer/C1.W/velocity"].fill(np.nan)),
      r"'optimizer/C1\.W/velocity' contains NaN"),
     ("ckpt_velocity_missing", dict(arrays=lambda a: a.pop("optimizer/C1.W/velocity")),
