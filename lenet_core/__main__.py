@@ -482,7 +482,18 @@ def _resume_command(args, out=None) -> str:
         if value is not None:
             words += [option, value]
     words += [flag for flag, on in (("--quiet", args.quiet), ("--debug", args.debug)) if on]
-    return _one_line(shlex.join(words))
+    return " ".join(_shell_word(str(word)) for word in words)
+
+
+def _shell_word(word: str) -> str:
+    """``word`` quoted for the shell on one line: ``shlex.quote``, or bash's ``$'...'`` with escapes
+    when it holds control characters (a newline in a file name)."""
+    if word.isprintable():
+        return shlex.quote(word)
+    escaped = "".join(c if c.isprintable() and c not in "\\'" else
+                      (f"\\{c}" if c in "\\'" else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+                      for c in word)
+    return f"$'{escaped}'"
 
 
 def _train(args, parser) -> int:

@@ -1188,3 +1188,13 @@ def test_readme_exit_codes_match_the_cli():
         assert not missing, (code, missing, entry)
     for promise in ("stdout or stderr", "fsync", "resume", "regular file", "bit-identical"):
         assert promise in readme, promise
+
+
+def test_the_resume_command_quotes_any_file_name_on_one_line():
+    """Special characters in paths: each word of the printed command reads back, in bash, as the name."""
+    names = ["plain.npz", "my w.npz", "it's.npz", "new\nline.npz", "tab\tand\\back.npz", "$(rm -rf x).npz", "é.npz"]
+    quoted = [cli_module._shell_word(name) for name in names]
+    assert all("\n" not in q and "\t" not in q for q in quoted)
+    echoed = subprocess.run(["bash", "-c", "printf '%s\\0' " + " ".join(quoted)], capture_output=True, text=True,
+                            timeout=30).stdout
+    assert echoed.split("\0")[:-1] == names
