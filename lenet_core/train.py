@@ -138,8 +138,8 @@ def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, op
     classes)``; the loss is checked for divergence; ``update()`` runs backward and the optimizer step.
     Per epoch: ``on_epoch_start(epoch)`` first (the 1998 trainer re-estimates its curvature there),
     then the batches, ``scheduler.step()``, ``validate() -> (loss, acc)``, a row of the :class:`History`,
-    ``on_epoch_end(epoch, history)``. ``optimizer_settings() -> (lr, weight_decay, adaptive)`` reads the
-    optimizer. ``history`` (epochs already done) is continued up to ``epochs``.
+    ``on_epoch_end(epoch, history)`` (where a checkpoint is written), and only then the epoch's line.
+    ``optimizer_settings() -> (lr, weight_decay, adaptive)`` reads the optimizer. ``history`` (epochs already done) is continued up to ``epochs``.
     Raises :class:`DivergenceError` (a ``FloatingPointError``) naming the likely cause as soon as a batch's
     loss is not finite or exceeds :data:`DIVERGENCE_FACTOR` times its starting value.
     """
@@ -183,10 +183,10 @@ def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, op
         for key, value in zip(History.KEYS, (epoch, total_loss / seen, correct / seen, val_loss, val_acc,
                                              lr, seconds)):
             history[key].append(value)
+        if on_epoch_end is not None:                  # the checkpoint first: printing can fail
+            on_epoch_end(epoch, history)
         if not quiet:
             print(history.row(epoch - 1), flush=True)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
     return history
 
 

@@ -27,7 +27,8 @@ from . import train as _train
 from .model import LeNet5, Sequential
 
 __all__ = ["TorchLeNet5", "to_torch", "from_torch", "torch_name", "scratch_name",
-           "resolve_recipe", "recipe_optimizer", "fit_torch", "evaluate_torch", "RECIPE_KEYS"]
+           "resolve_recipe", "recipe_optimizer", "fit_torch", "evaluate_torch", "RECIPE_KEYS",
+           "torch_optimizer_state", "load_torch_optimizer"]
 
 
 class TorchLeNet5(nn.Module):
@@ -145,6 +146,53 @@ def recipe_optimizer(model, epochs: int, recipe: dict | None = None):
         return opt, None
     cls, settings = entry
     return opt, getattr(torch.optim.lr_scheduler, cls)(opt, **settings(epochs))
+
+
+def torch_optimizer_state(optimizer, module: nn.Module) -> dict:
+    """A torch optimizer's state as a checkpoint holds it (:func:`lenet_core.checkpoint.save_checkpoint`):
+    ``{"lr", "steps", "state": {scratch name: {buffer: array}}}``; Adam's per-parameter ``step`` (the same
+    for every parameter) is ``steps``."""
+    names = [scratch_name(n) for n, _ in module.named_parameters()]
+    saved = optimizer.state_dict()
+    state, steps = {}, 0
+    for i, name in enumerate(names):
+        buffers = dict(saved["state"].get(i, {}))
+        if "step" in buffers:
+            steps = int(buffers.pop("step"))
+        state[name] = {k: v.detach().cpu().numpy().copy() for k, v in buffers.items() if v is not None}
+    return {"lr": float(saved["param_groups"][0]["lr"]), "steps": steps, "state": state}
+
+
+def load_torch_optimizer(optimizer, scheduler, module: nn.Module, checkpoint) -> None:
+    """Restore a checkpoint's optimizer and scheduler states (:func:`torch_optimizer_state`) into a torch
+    ``optimizer`` and ``scheduler`` built by :func:`recipe_optimizer`; ``ValueError`` naming the checkpoint
+    when a state does not fit (the objects are then unusable and must be discarded)."""
+    saved, names = checkpoint.optimizer, [scratch_name(n) for n, _ in module.named_parameters()]
+    current = optimizer.state_dict()
+    adam = isinstance(optimizer, torch.optim.Adam)
+    try:
+        if set(saved["state"]) != set(names):
+            raise ValueError(f"optimizer state names {sorted(saved['state'])} are not the model's")
+        state = {}
+        for i, (name, p) in enumerate(module.named_parameters()):
+            buffers = {k: torch.from_numpy(np.array(v, dtype=np.float32 if p.dtype == torch.float32 else None))
+                       for k, v in saved["state"][scratch_name(name)].items()}
+            if adam:
+                buffers["step"] = torch.tensor(float(saved["steps"]))
+            state[i] = buffers
+        optimizer.load_state_dict({"state": state,
+                                   "param_groups": [{**current["param_groups"][0], "lr": float(saved["lr"])}]})
+        if (scheduler is None) != (checkpoint.scheduler is None):
+            raise ValueError("the run's learning-rate schedule differs")
+        if scheduler is not None:
+            fresh = scheduler.state_dict()
+            if (set(checkpoint.scheduler) != set(fresh)
+                    or any(type(checkpoint.scheduler[k]) is not type(v) for k, v in fresh.items())
+                    or checkpoint.scheduler["last_epoch"] != checkpoint.epoch):
+                raise ValueError(f"scheduler state does not fit {checkpoint.epoch} finished epochs")
+            scheduler.load_state_dict(checkpoint.scheduler)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{checkpoint.path}: state does not fit this run ({e})") from None
 
 
 def _module_dtype(module: nn.Module) -> torch.dtype:

@@ -31,7 +31,7 @@ def evaluate_1998(model, x, y, loss_fn, batch_size=1000) -> tuple[float, float]:
 def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_size=32, validation=None,
              distort=False, distortion=None, augment_shift=0, seed=0, hessian_samples=500, mu=0.02, lr=None,
              weight_decay=5e-4, schedule="cosine", sdlm_reduction="mean", early_curvature_every=10,
-             constant_lr=False, progress=True, quiet=False):
+             constant_lr=False, progress=True, quiet=False, history=None, on_epoch_end=None):
     """Train ``model`` in place; return a :class:`lenet_core.train.History`.
 
     ``optimizer="sdlm"``: the paper's procedure. Before every pass the diagonal Hessian is
@@ -60,6 +60,10 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
     the one every trainer shares: it stops with a :class:`~lenet_core.train.DivergenceError` when a
     batch's loss is not finite or rises tenfold above its start (an RBF network stuck with F6
     saturated sits there).
+    Resuming (``python -m lenet_core train --model lenet1998 --resume``): SDLM's state is re-made at the
+    start of every pass (the rate from the schedule, the curvature from ``seed``'s stream), so the
+    weights, ``seed`` as a ``np.random.Generator`` in the saved state and ``history`` (the passes done)
+    continue a run bit-identically; ``on_epoch_end(epoch, history)`` is called after every pass.
 
     Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
@@ -113,6 +117,6 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
                       optimizer_settings=lambda: (opt.lr, getattr(opt, "weight_decay", 0.0), False),
                       scheduler=sched, augment=0 if distort else augment_shift,
                       transform=distort_batch if distort else None, seed=rng, quiet=quiet,
-                      progress=progress, on_epoch_start=start_pass,
+                      progress=progress, on_epoch_start=start_pass, history=history, on_epoch_end=on_epoch_end,
                       validate=(lambda: evaluate_1998(model, *validation, loss_fn))
                       if validation is not None else None)
