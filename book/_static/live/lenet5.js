@@ -21,9 +21,13 @@
  * logits against lenet_core on 1,000 test digits, the accuracy on all 10,000, and Integrated
  * Gradients against lenet_core.attribution.integrated_gradients.
  */
-(function (global) {
+(function (window) {
   "use strict";
 
+/** The whole library as one function of its global object, so that a Web Worker built from a Blob
+ *  (which works from file:// too) runs the very same code: "(" + LeNet5LiveFactory + ")(self)". */
+function LeNet5LiveFactory(global) {
+  "use strict";
   var MEAN = 0.1307, STD = 0.3081; // lenet_core.data.MNIST_MEAN, MNIST_STD
   var BLACK = (0 - MEAN) / STD;    // the normalised value of a 0 (black) pixel
 
@@ -115,12 +119,12 @@
     return dx;
   }
 
-  /** Fully connected: x (in) -> W x + b (out); W is (out, in). */
+  /** Fully connected: x (n) -> W x + b (out); W is (out, n), n = in * k * k (C5 too). */
   function linear(x, layer) {
-    var out = new Float64Array(layer.out);
+    var out = new Float64Array(layer.out), n = layer.W.length / layer.out;
     for (var o = 0; o < layer.out; o++) {
-      var s = layer.b[o];
-      for (var i = 0; i < layer.in; i++) s += layer.W[o * layer.in + i] * x[i];
+      var s = layer.b[o], r = o * n;
+      for (var i = 0; i < n; i++) s += layer.W[r + i] * x[i];
       out[o] = s;
     }
     return out;
@@ -128,9 +132,9 @@
 
   /** dx = W^T dout. */
   function linearBackward(dout, layer) {
-    var dx = new Float64Array(layer.in);
+    var n = layer.W.length / layer.out, dx = new Float64Array(n);
     for (var o = 0; o < layer.out; o++)
-      for (var i = 0; i < layer.in; i++) dx[i] += layer.W[o * layer.in + i] * dout[o];
+      for (var i = 0; i < n; i++) dx[i] += layer.W[o * n + i] * dout[o];
     return dx;
   }
 
@@ -178,7 +182,8 @@
     a.s2 = avgPool(a.c1, 6, 28, 28);
     a.c3 = tanhInPlace(conv(a.s2, 14, 14, model.C3));
     a.s4 = avgPool(a.c3, 16, 10, 10);
-    a.c5 = tanhInPlace(conv(a.s4, 5, 5, model.C5));
+    a.c5 = tanhInPlace(linear(a.s4, model.C5));   // a 5x5 kernel on a 5x5 map: one dot product of 400
+                                                   // (same terms, same order as conv())
     a.f6 = tanhInPlace(linear(a.c5, model.F6));
     a.logits = linear(a.f6, model.OUT);
     return a;
@@ -188,7 +193,7 @@
   function backward(model, a, dlogits) {
     var d = linearBackward(Float64Array.from(dlogits), model.OUT);      // dF/d f6
     d = linearBackward(tanhBackwardInPlace(d, a.f6), model.F6);         // dF/d c5
-    d = convBackward(tanhBackwardInPlace(d, a.c5), 5, 5, model.C5);      // dF/d s4 (16x5x5)
+    d = linearBackward(tanhBackwardInPlace(d, a.c5), model.C5);         // dF/d s4 (16x5x5)
     d = avgPoolBackward(d, 16, 10, 10);                                 // dF/d c3
     d = convBackward(tanhBackwardInPlace(d, a.c3), 14, 14, model.C3);    // dF/d s2 (6x14x14)
     d = avgPoolBackward(d, 6, 28, 28);                                  // dF/d c1
@@ -345,12 +350,362 @@
     throw new Error("unknown baseline " + kind);
   }
 
+  // ------------------------------------------------------------------------------------------
+  // The layers as a reader sees them: every unit, its window below and in the input, its sum
+  // ------------------------------------------------------------------------------------------
+
+  var PARAMS = ["C1", "C3", "C5", "F6", "OUT"];
+  /** The activations of forward(), in order: key, name, maps, height, width (vectors: 1 x n). */
+  var LAYERS = [
+    {key: "x", name: "input", maps: 1, h: 32, w: 32},
+    {key: "c1", name: "C1", maps: 6, h: 28, w: 28, param: "C1", kind: "conv", below: "x"},
+    {key: "s2", name: "S2", maps: 6, h: 14, w: 14, kind: "pool", below: "c1"},
+    {key: "c3", name: "C3", maps: 16, h: 10, w: 10, param: "C3", kind: "conv", below: "s2"},
+    {key: "s4", name: "S4", maps: 16, h: 5, w: 5, kind: "pool", below: "c3"},
+    {key: "c5", name: "C5", maps: 1, h: 1, w: 120, param: "C5", kind: "conv", below: "s4"},
+    {key: "f6", name: "F6", maps: 1, h: 1, w: 84, param: "F6", kind: "linear", below: "c5"},
+    {key: "logits", name: "output", maps: 1, h: 1, w: 10, param: "OUT", kind: "linear", below: "f6"}
+  ];
+  var LAYER = {};
+  LAYERS.forEach(function (l) { LAYER[l.key] = l; });
+
+  /** The square of the 32x32 input a unit of `key` at (y, x) sees: {y, x, h, w}. */
+  function receptiveField(key, y, x) {
+    var f = {x: [1, 1, 0], c1: [1, 5, 0], s2: [2, 6, 0], c3: [2, 14, 0], s4: [4, 16, 0]}[key];
+    if (!f) return {y: 0, x: 0, h: 32, w: 32};
+    return {y: f[0] * y, x: f[0] * x, h: f[1], w: f[1]};
+  }
+
+  /** How unit `index` (flat, channel-major) of layer `key` was computed from the activations `a`
+   *  of forward(): the terms (weight, input) of its weighted sum in forward()'s order, the bias,
+   *  z = b + sum (summed as forward() does), the activation and the value; for pooling, the four
+   *  averaged values; where it looks in the layer below and in the input. */
+  function unitComputation(model, a, key, index) {
+    var l = LAYER[key], hw = l.h * l.w, m = Math.floor(index / hw), y = Math.floor((index % hw) / l.w), x = index % l.w;
+    var out = {layer: key, name: l.name, index: index, map: m, y: y, x: x, kind: l.kind || "input",
+               value: a[key][index], input: receptiveField(key, y, x)};
+    if (l.maps === 1 && l.h === 1) { out.map = 0; out.y = 0; out.x = index; out.input = receptiveField(key, 0, 0); }
+    if (!l.kind) return out;
+    var below = LAYER[l.below], src = a[l.below], bhw = below.h * below.w, i, ky, kx;
+    if (l.kind === "pool") {
+      var p = m * bhw + 2 * y * below.w + 2 * x;
+      out.terms = [src[p], src[p + 1], src[p + below.w], src[p + below.w + 1]];
+      out.below = {layer: l.below, maps: [m], y: 2 * y, x: 2 * x, h: 2, w: 2};
+      return out;
+    }
+    var layer = model[l.param], unit = l.h === 1 ? index : m, terms = [], z = layer.b[unit], sum = 0;
+    if (l.kind === "conv") {
+      var k = layer.k, oy = l.h > 1 ? y : 0, ox = l.h > 1 ? x : 0;
+      for (i = 0; i < layer.in; i++)
+        for (ky = 0; ky < k; ky++)
+          for (kx = 0; kx < k; kx++) {
+            var w = layer.W[((unit * layer.in + i) * k + ky) * k + kx], v = src[i * bhw + (oy + ky) * below.w + ox + kx];
+            terms.push([w, v]);
+          }
+      out.below = {layer: l.below, maps: Array.apply(null, Array(layer.in)).map(function (_, j) { return j; }),
+                   y: oy, x: ox, h: k, w: k};
+    } else {
+      for (i = 0; i < layer.in; i++) terms.push([layer.W[unit * layer.in + i], src[i]]);
+      out.below = {layer: l.below, maps: [0], y: 0, x: 0, h: 1, w: below.w, all: true};
+    }
+    // forward() adds the terms to the bias in this order (conv: per input, row, column), so z is its z
+    for (i = 0; i < terms.length; i++) { z += terms[i][0] * terms[i][1]; sum += terms[i][0] * terms[i][1]; }
+    out.terms = terms; out.bias = layer.b[unit]; out.sum = sum; out.z = z;
+    out.activation = key === "logits" ? null : "tanh";
+    if (key === "logits") out.softmax = softmax(a.logits)[unit];
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Training in the page: initial weights, gradients of every parameter, SGD with momentum
+  // ------------------------------------------------------------------------------------------
+
+  /** A seeded generator of uniform numbers in [0, 1) (mulberry32): the page's seed decides the
+   *  initial weights and the order of the digits. (NumPy's generator is not reproduced: the same
+   *  seed gives other numbers than lenet_core's, from the same distributions.) */
+  function rng(seed) {
+    var s = (seed >>> 0) || 0;
+    return function () {
+      s = (s + 0x6D2B79F5) >>> 0;
+      var t = s;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  var SHAPES = {C1: [6, 1, 5], C3: [16, 6, 5], C5: [120, 16, 5], F6: [84, 120, 1], OUT: [10, 84, 1]};
+
+  /** LeNet-5's initial weights as lenet_core.layers.lecun_uniform draws them,
+   *  U(-sqrt(3/fan_in), sqrt(3/fan_in)), biases 0, drawn in the order C1, C3, C5, F6, OUT. */
+  function initModel(random) {
+    if (typeof random !== "function") random = rng(random);
+    var model = {baselines: {}};
+    PARAMS.forEach(function (name) {
+      var s = SHAPES[name], fanIn = s[1] * s[2] * s[2], bound = Math.sqrt(3 / fanIn);
+      var W = new Float64Array(s[0] * fanIn);
+      for (var i = 0; i < W.length; i++) W[i] = (2 * random() - 1) * bound;
+      model[name] = {W: W, b: new Float64Array(s[0]), out: s[0], in: s[1], k: s[2]};
+    });
+    return model;
+  }
+
+  function cloneModel(model) {
+    var copy = {baselines: model.baselines || {}};
+    PARAMS.forEach(function (name) {
+      var p = model[name];
+      copy[name] = {W: Float64Array.from(p.W), b: Float64Array.from(p.b), out: p.out, in: p.in, k: p.k};
+    });
+    return copy;
+  }
+
+  /** {C1: {W, b}, ...} of zeros, shaped like the model's parameters (gradients, velocities). */
+  function zerosLike(model) {
+    var z = {};
+    PARAMS.forEach(function (name) { z[name] = {W: new Float64Array(model[name].W.length), b: new Float64Array(model[name].b.length)}; });
+    return z;
+  }
+
+  /** Digits stored with their runs of black pixels shortened: a byte 0 is followed by the
+   *  length of the run of 0s (1..255), any other byte is a pixel. -> Uint8Array(count * 784). */
+  function decodeDigits(stored) {
+    var bytes = bytesFromBase64(stored.data);
+    if (stored.encoding !== "zero-runs") return bytes;
+    var out = new Uint8Array(stored.count * 784), o = 0;
+    for (var i = 0; i < bytes.length; i++) {
+      if (bytes[i] === 0) o += bytes[++i];
+      else out[o++] = bytes[i];
+    }
+    if (o !== out.length) throw new Error("stored digits: decoded " + o + " pixels, expected " + out.length);
+    return out;
+  }
+
+  /** Conv layer backward for one image: adds dW, db into g; returns dx (or nothing, needDx false). */
+  function convGrad(dout, x, H, W, layer, g, needDx) {
+    var k = layer.k, OH = H - k + 1, OW = W - k + 1, dx = needDx ? new Float64Array(layer.in * H * W) : null;
+    for (var o = 0; o < layer.out; o++) {
+      var base = o * OH * OW, sb = 0, j;
+      for (j = base; j < base + OH * OW; j++) sb += dout[j];
+      g.b[o] += sb;
+      for (var i = 0; i < layer.in; i++)
+        for (var ky = 0; ky < k; ky++)
+          for (var kx = 0; kx < k; kx++) {
+            var wi = ((o * layer.in + i) * k + ky) * k + kx, w = layer.W[wi], src = i * H * W + ky * W + kx, s = 0;
+            for (var y = 0; y < OH; y++) {
+              var row = base + y * OW, p = src + y * W;
+              if (dx) for (var xx = 0; xx < OW; xx++) { var d = dout[row + xx]; s += d * x[p + xx]; dx[p + xx] += w * d; }
+              else for (xx = 0; xx < OW; xx++) s += dout[row + xx] * x[p + xx];
+            }
+            g.W[wi] += s;
+          }
+    }
+    return dx;
+  }
+
+  /** Linear layer backward for one image: adds dW (outer product), db into g; returns dx. */
+  function linearGrad(dout, x, layer, g) {
+    var n = layer.W.length / layer.out, dx = new Float64Array(n);
+    for (var o = 0; o < layer.out; o++) {
+      var d = dout[o], r = o * n;
+      g.b[o] += d;
+      for (var i = 0; i < n; i++) { g.W[r + i] += d * x[i]; dx[i] += layer.W[r + i] * d; }
+    }
+    return dx;
+  }
+
+  /** Softmax cross-entropy of a batch, as lenet_core.losses.SoftmaxCrossEntropy (the mean over
+   *  the batch), and the gradient of every parameter (the mean of the images' gradients).
+   *  images: Uint8Array of 28x28 digits; indices: which of them; labels: their classes.
+   *  -> {loss, correct, grads: {C1: {W, b}, ...}} */
+  function lossAndGradients(model, images, indices, labels) {
+    var g = zerosLike(model), n = indices.length, loss = 0, correct = 0;
+    for (var b = 0; b < n; b++) {
+      var j = indices[b], a = forward(model, prepare(images.subarray(j * 784, (j + 1) * 784))), z = a.logits;
+      var m = z[0], s = 0, k;
+      for (k = 1; k < 10; k++) if (z[k] > m) m = z[k];
+      for (k = 0; k < 10; k++) s += Math.exp(z[k] - m);
+      var lse = m + Math.log(s), y = labels[j], d = new Float64Array(10);
+      loss += lse - z[y];
+      if (argmax(z) === y) correct++;
+      for (k = 0; k < 10; k++) d[k] = (Math.exp(z[k] - lse) - (k === y ? 1 : 0)) / n;
+      d = linearGrad(d, a.f6, model.OUT, g.OUT);
+      d = linearGrad(tanhBackwardInPlace(d, a.f6), a.c5, model.F6, g.F6);
+      d = linearGrad(tanhBackwardInPlace(d, a.c5), a.s4, model.C5, g.C5);
+      d = convGrad(tanhBackwardInPlace(avgPoolBackward(d, 16, 10, 10), a.c3), a.s2, 14, 14, model.C3, g.C3, true);
+      convGrad(tanhBackwardInPlace(avgPoolBackward(d, 6, 28, 28), a.c1), a.x, 32, 32, model.C1, g.C1, false);
+    }
+    return {loss: loss / n, correct: correct, grads: g};
+  }
+
+  /** One step of lenet_core.optim.SGD (torch.optim.SGD): g += wd p; v = g on the first step, else
+   *  v = momentum v + g; p -= lr v. `velocity` is null before the first step; returns it. */
+  function sgdStep(model, grads, velocity, settings) {
+    var lr = settings.lr, mu = settings.momentum || 0, wd = settings.weightDecay || 0, first = !velocity;
+    if (first && mu) velocity = zerosLike(model);
+    PARAMS.forEach(function (name) {
+      ["W", "b"].forEach(function (part) {
+        var p = model[name][part], g = grads[name][part], v = mu ? velocity[name][part] : null;
+        for (var i = 0; i < p.length; i++) {
+          var gi = wd ? g[i] + wd * p[i] : g[i];
+          if (v) { v[i] = first ? gi : mu * v[i] + gi; gi = v[i]; }
+          p[i] -= lr * gi;
+        }
+      });
+    });
+    return velocity;
+  }
+
+  var VALIDATE_EVERY = 1500;   // training images between two validations (1,000 digits each)
+
+  /** The page's training run: LeNet-5 from initial weights (settings.seed) on stored digits.
+   *  data: {train, trainLabels, val, valLabels, gallery, galleryLabels} (Uint8Array digits, labels).
+   *  settings: {lr, batch, momentum, weightDecay, seed}. Deterministic: the same data and settings
+   *  give the same weights, wherever it runs (a worker or the page). */
+  function Trainer(data, settings) {
+    this.data = data;
+    this.nTrain = data.trainLabels.length;
+    this.reset(settings);
+  }
+
+  Trainer.prototype.reset = function (settings) {
+    this.settings = Object.assign({}, settings);
+    this.random = rng(this.settings.seed);
+    this.model = initModel(this.random);
+    this.velocity = null;
+    this.epoch = 0; this.pos = this.nTrain; this.steps = 0; this.seen = 0;
+    this.losses = []; this.vals = []; this.nextValidation = 0;
+    this.validate();
+  };
+
+  /** A new order of the training digits (Fisher-Yates with the run's generator). */
+  Trainer.prototype.shuffle = function () {
+    var order = new Int32Array(this.nTrain), i;
+    for (i = 0; i < order.length; i++) order[i] = i;
+    for (i = order.length - 1; i > 0; i--) { var j = Math.floor(this.random() * (i + 1)), t = order[i]; order[i] = order[j]; order[j] = t; }
+    this.order = order; this.pos = 0; this.epoch++;
+  };
+
+  /** One mini-batch: gradients, one SGD step, its loss recorded; a validation when due. */
+  Trainer.prototype.step = function () {
+    if (this.pos >= this.nTrain) this.shuffle();
+    var size = Math.max(1, Math.min(this.settings.batch | 0, this.nTrain - this.pos));
+    var idx = this.order.subarray(this.pos, this.pos + size);
+    this.pos += size;
+    var r = lossAndGradients(this.model, this.data.train, idx, this.data.trainLabels);
+    this.velocity = sgdStep(this.model, r.grads, this.velocity, this.settings);
+    this.steps++; this.seen += size;
+    this.losses.push([this.seen, r.loss]);
+    if (this.seen >= this.nextValidation) this.validate();
+    return r.loss;
+  };
+
+  /** Loss and accuracy on the validation digits (held out from training). */
+  Trainer.prototype.validate = function () {
+    var r = evaluate(this.model, this.data.val, this.data.valLabels);
+    this.vals.push([this.seen, r.accuracy, r.loss]);
+    this.nextValidation = this.seen + VALIDATE_EVERY;
+    return r;
+  };
+
+  /** The top 3 classes and probabilities of each gallery digit. */
+  Trainer.prototype.gallery = function () {
+    var out = [], d = this.data;
+    for (var i = 0; i < d.galleryLabels.length; i++) {
+      var p = softmax(logits(this.model, prepare(d.gallery.subarray(i * 784, (i + 1) * 784))));
+      var top = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].sort(function (u, v) { return p[v] - p[u]; }).slice(0, 3);
+      out.push(top.map(function (k) { return [k, p[k]]; }));
+    }
+    return out;
+  };
+
+  /** Mean cross-entropy and accuracy of the model on digits (Uint8Array) and labels. */
+  function evaluate(model, images, labels) {
+    var n = labels.length, loss = 0, correct = 0;
+    for (var i = 0; i < n; i++) {
+      var z = logits(model, prepare(images.subarray(i * 784, (i + 1) * 784)));
+      var m = Math.max.apply(null, z), s = 0;
+      for (var k = 0; k < 10; k++) s += Math.exp(z[k] - m);
+      loss += m + Math.log(s) - z[labels[i]];
+      if (argmax(z) === labels[i]) correct++;
+    }
+    return {loss: loss / n, accuracy: correct / n, correct: correct};
+  }
+
+  /** The training loop behind the Train panel, driven by messages, in a Web Worker (scope = the
+   *  worker's self) or, where a worker cannot start, in the page (scope = a stand-in object whose
+   *  postMessage reaches the page; shorter slices). Messages in: {cmd: "init", data, settings,
+   *  budget}, "settings", "reset", "play", "pause", "step". Out: {type: "report", ...}: the new
+   *  losses and validations, the weights, the status and (now and then) the gallery. */
+  function trainerWorkerMain(scope, L) {
+    var trainer = null, playing = false, budget = 40, sentLosses = 0, sentVals = 0, busyMs = 0, busyImages = 0;
+    var lastGallery = -1e9, scheduled = false;
+    var now = function () { return (scope.performance || Date).now(); };
+    var channel = typeof MessageChannel === "function" ? new MessageChannel() : null;
+    if (channel) channel.port1.onmessage = function () { scheduled = false; loop(); };
+    function later() {
+      if (scheduled) return;
+      scheduled = true;
+      if (channel) channel.port2.postMessage(0); else setTimeout(function () { scheduled = false; loop(); }, 0);
+    }
+    function report(reset) {
+      var t = now(), params = {};
+      L.PARAMS.forEach(function (name) { params[name] = {W: Float64Array.from(trainer.model[name].W), b: Float64Array.from(trainer.model[name].b)}; });
+      var msg = {type: "report", reset: !!reset, losses: trainer.losses.slice(sentLosses), vals: trainer.vals.slice(sentVals),
+                 params: params, playing: playing, epoch: trainer.epoch, steps: trainer.steps, seen: trainer.seen,
+                 nTrain: trainer.nTrain, rate: busyMs > 0 ? 1000 * busyImages / busyMs : 0, settings: trainer.settings};
+      sentLosses = trainer.losses.length; sentVals = trainer.vals.length;
+      if (reset || !playing || t - lastGallery > 1000) { msg.gallery = trainer.gallery(); lastGallery = now(); }
+      scope.postMessage(msg);
+    }
+    function work(count) {
+      var t0 = now(), before = trainer.seen, n = 0;
+      do { trainer.step(); n++; } while ((count ? n < count : now() - t0 < budget));
+      busyMs += now() - t0; busyImages += trainer.seen - before;
+    }
+    function loop() {
+      if (!playing || !trainer) return;
+      work(0);
+      report(false);
+      later();
+    }
+    scope.onmessage = function (event) {
+      var m = event.data;
+      if (m.cmd === "init") {
+        budget = m.budget || budget;
+        trainer = new L.Trainer(m.data, m.settings);
+        sentLosses = sentVals = 0; busyMs = busyImages = 0;
+        report(true);
+      } else if (!trainer) {
+        return;
+      } else if (m.cmd === "settings") {
+        ["lr", "batch", "momentum", "weightDecay"].forEach(function (k) { if (k in m.settings) trainer.settings[k] = m.settings[k]; });
+      } else if (m.cmd === "reset") {
+        trainer.reset(m.settings); sentLosses = sentVals = 0; busyMs = busyImages = 0;
+        report(true);
+      } else if (m.cmd === "play") {
+        playing = true; later();
+      } else if (m.cmd === "pause") {
+        playing = false; report(false);
+      } else if (m.cmd === "step") {
+        playing = false; work(1); report(false);
+      }
+    };
+  }
+
   global.LeNet5Live = {
     MEAN: MEAN, STD: STD, BLACK: BLACK, METHODS: METHODS,
     bytesFromBase64: bytesFromBase64, arrayFromBase64: arrayFromBase64, loadModel: loadModel,
     prepare: prepare, forward: forward, backward: backward, logits: logits, softmax: softmax,
     argmax: argmax, quadrature: quadrature, integratedGradients: integratedGradients, igStepper: igStepper,
-    gaussianBlur: gaussianBlur, makeBaseline: makeBaseline,
-    conv: conv, convBackward: convBackward, avgPool: avgPool, avgPoolBackward: avgPoolBackward
+    gaussianBlur: gaussianBlur, makeBaseline: makeBaseline, evaluate: evaluate,
+    conv: conv, convBackward: convBackward, avgPool: avgPool, avgPoolBackward: avgPoolBackward,
+    PARAMS: PARAMS, LAYERS: LAYERS, unitComputation: unitComputation, receptiveField: receptiveField,
+    rng: rng, initModel: initModel, cloneModel: cloneModel, zerosLike: zerosLike, decodeDigits: decodeDigits,
+    lossAndGradients: lossAndGradients, sgdStep: sgdStep, Trainer: Trainer, trainerWorkerMain: trainerWorkerMain
   };
+  return global.LeNet5Live;
+}
+
+  window.LeNet5LiveFactory = LeNet5LiveFactory;
+  LeNet5LiveFactory(window);
 })(window);
