@@ -634,11 +634,11 @@ function LeNet5LiveFactory(global) {
   /** The training loop behind the Train panel, driven by messages, in a Web Worker (scope = the
    *  worker's self) or, where a worker cannot start, in the page (scope = a stand-in object whose
    *  postMessage reaches the page; shorter slices). Messages in: {cmd: "init", data, settings,
-   *  budget}, "settings", "reset", "play", "pause", "step". Out: {type: "report", ...}: the new
+   *  budget}, "settings", "reset", "play" (optionally until a number of images), "pause", "step". Out: {type: "report", ...}: the new
    *  losses and validations, the weights, the status and (now and then) the gallery. */
   function trainerWorkerMain(scope, L) {
     var trainer = null, playing = false, budget = 40, sentLosses = 0, sentVals = 0, busyMs = 0, busyImages = 0;
-    var lastGallery = -1e9, scheduled = false;
+    var lastGallery = -1e9, scheduled = false, until = 0;
     var now = function () { return (scope.performance || Date).now(); };
     var channel = typeof MessageChannel === "function" ? new MessageChannel() : null;
     if (channel) channel.port1.onmessage = function () { scheduled = false; loop(); };
@@ -659,7 +659,8 @@ function LeNet5LiveFactory(global) {
     }
     function work(count) {
       var t0 = now(), before = trainer.seen, n = 0;
-      do { trainer.step(); n++; } while ((count ? n < count : now() - t0 < budget));
+      do { trainer.step(); n++; } while ((count ? n < count : now() - t0 < budget) && !(until && trainer.seen >= until));
+      if (until && trainer.seen >= until) { playing = false; until = 0; }
       busyMs += now() - t0; busyImages += trainer.seen - before;
     }
     function loop() {
@@ -682,8 +683,8 @@ function LeNet5LiveFactory(global) {
       } else if (m.cmd === "reset") {
         trainer.reset(m.settings); sentLosses = sentVals = 0; busyMs = busyImages = 0;
         report(true);
-      } else if (m.cmd === "play") {
-        playing = true; later();
+      } else if (m.cmd === "play") {                         // {until: n} stops once n images are seen
+        playing = true; until = m.until || 0; later();
       } else if (m.cmd === "pause") {
         playing = false; report(false);
       } else if (m.cmd === "step") {
