@@ -4,7 +4,7 @@ The playground (book/playground.md) trains book/_static/live/lenet5.js in a Web 
 a Blob, on the 9,000 training digits the build writes into the page (x_train[:9000]; 1,000 more,
 x_train[9000:10000], to validate on). This script runs that very code the same way: it writes the
 page's assets into a temporary folder (the weights script, lenet5.js, and the digits scripts from
-``export_weights_js.digits_scripts``, as the book build does), opens a page from disk in Debian's
+``tools.export_weights_js.digits_scripts``, as the book build does), opens a page from disk in Debian's
 Chromium, starts the worker exactly as the page does, trains ONE pass over the 9,000 digits with the
 page's default settings (SGD, lr 0.05, momentum 0.9, batch 32, no weight decay) from the initial
 weights of each seed, and records:
@@ -14,7 +14,7 @@ weights of each seed, and records:
 - the accuracy on the page's 300 stored test digits (x_test[:300]) after that one pass, and the
   last validation accuracy, per seed, with their mean and sample standard deviation.
 
-    flock /tmp/lenet-cpu.lock python benchmarks/bench_js_training.py           # results/bench_js_training.json
+    python benchmarks/bench_js_training.py                                      # results/bench_js_training.json
     python benchmarks/bench_js_training.py --quick --out /tmp/bench_js.json     # a smoke run (never to results/)
 
 Speed is not a test: no test reads these numbers.
@@ -31,13 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from lenet_core.data import load_mnist
+from lenet_core.records import RECORDS_DIR, machine_info, write_record
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
-
-from lenet_core.data import load_mnist  # noqa: E402
-from lenet_core.records import RECORDS_DIR, machine_info, write_record  # noqa: E402
 
 LIVE = REPO / "book" / "_static" / "live"
 CHROMIUM = "/usr/bin/chromium"
@@ -83,8 +80,9 @@ RUN_JS = """async ([settings, images]) => {
 
 def write_assets(folder: Path, mnist) -> Path:
     """The page's scripts in `folder`, as the book build writes them, and a page that loads them."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    from export_weights_js import digits_scripts
+    if str(REPO) not in sys.path:                     # tools/ is a package of the repository's root
+        sys.path.insert(0, str(REPO))
+    from tools.export_weights_js import digits_scripts
 
     for name in ("lenet5.js", "lenet5_weights.js"):
         shutil.copy(LIVE / name, folder / name)

@@ -429,7 +429,7 @@
       var grid = GRID[l.key] || [l.h, l.w];
       col.className = "nv-col nv-" + l.key;
       head.className = "nv-head";
-      head.textContent = l.name + " " + (GRID[l.key] ? (l.w + (l.key === "logits" ? " logits" : "")) : l.maps + "@" + l.h + "\u00d7" + l.w);
+      head.textContent = l.name + "\n" + (GRID[l.key] ? l.w + (l.key === "logits" ? " logits" : " units") : l.maps + "@" + l.h + "\u00d7" + l.w);
       maps.className = "nv-maps";
       col.appendChild(head); col.appendChild(maps);
       var entry = {layer: l, rows: grid[0], cols: grid[1], maps: []};
@@ -528,7 +528,7 @@
       });
       if (e.values) {
         e.values.forEach(function (li, k) {
-          li.textContent = k + ": z " + D.fmt(a.logits[k], 2) + ", p " + self.probabilities[k].toFixed(3);
+          li.textContent = k + ": " + D.fmt(a.logits[k], 2) + ", p " + self.probabilities[k].toFixed(3);
           li.classList.toggle("pg-top", k === self.prediction);
         });
       }
