@@ -19,6 +19,11 @@ What goes in (about 330 KB of text):
   numbers, which JavaScript cannot regenerate), (32, 32) float64;
 - the sha256 of the weights file, so a stale export is easy to spot.
 
+Why base64 of float32: it is exact (the JavaScript computes with exactly the trained weights) and
+costs 4/3 of the 246,824 bytes of the 61,706 float32 parameters. No exact encoding gets far below:
+the low bits of trained float32 weights are close to random, and even LZMA over the byte planes
+(which a browser cannot undo without an async stream or a decoder of our own) leaves about 209 KB.
+
 The output is a pure function of its inputs (no date, sorted keys): tests/test_browser_live.py
 regenerates it in memory and fails when the committed file differs. Never edit it by hand; run::
 

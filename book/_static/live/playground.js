@@ -1,6 +1,9 @@
-/* The digit playground (book/playground.md): draw a digit, see LeNet-5's probabilities, its C1
- * and C3 feature maps and the Integrated Gradients of a class, all computed in this page by
- * lenet5.js. A classic script: window.LeNet5Playground (the state, for tests and the curious).
+/* The digit playground (book/playground.md): draw a digit, see LeNet-5's probabilities, every
+ * layer of the network linked (point at a unit: its window below and in the input, and the
+ * computation that made it), the Integrated Gradients of a class, and a Train panel that trains
+ * LeNet-5 from its initial weights in a Web Worker; the page's state lives in its URL. All
+ * computed in this page by lenet5.js. A classic script: window.LeNet5Playground (the state, for
+ * tests and the curious).
  *
  * Drawing. Strokes are kept as lists of points in grid units (the 28x28 grid spans 0..28) and
  * rasterised with a soft round brush: a pixel's ink is 1 within INNER of the stroke's centre
