@@ -595,7 +595,7 @@ function LeNet5LiveFactory(global) {
     this.velocity = sgdStep(this.model, r.grads, this.velocity, this.settings);
     this.steps++; this.seen += size;
     this.losses.push([this.seen, r.loss]);
-    if (this.seen >= this.nextValidation) this.validate();
+    if (this.seen >= this.nextValidation || this.pos >= this.nTrain) this.validate();   // and at each pass's end
     return r.loss;
   };
 
