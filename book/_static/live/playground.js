@@ -496,9 +496,12 @@
     this.select(l.key, Math.min(index, count - 1));
   };
 
+  /** Choose a unit (pointer or keyboard); a screen reader hears its value then, and not while
+   *  the maps follow a stroke. */
   Playground.prototype.select = function (layer, index) {
     this.unit = {layer: layer, index: index};
     this.showUnit();
+    $("pg-unit-live").textContent = $("pg-unit").firstChild.textContent;
     this.saveStateSoon();
   };
 
