@@ -854,7 +854,8 @@ def test_touch_drawing_on_a_phone(chromium, site):
         during = page.evaluate("""() => { const r = id => document.getElementById(id).getBoundingClientRect();
             return {prediction: [r("pg-prediction").top, r("pg-prediction").bottom], probs: [r("pg-probs").top, r("pg-probs").bottom],
                     draw: [r("pg-draw").top, r("pg-draw").bottom], text: document.getElementById("pg-prediction").innerText,
-                    announced: LeNet5Playground.announcements, height: innerHeight}; }""")
+                    announced: LeNet5Playground.announcements, height: innerHeight,
+                    live: [...document.querySelectorAll("#lenet-playground [aria-live]")].map(e => [e.id, e.textContent])}; }""")
         page.screenshot(path=str(SHOTS / "phone-1-two-fingers-drawing.png"))
         touch("touchEnd", [])
         page.wait_for_selector("#pg-gap[data-state=ready]", timeout=20_000)
@@ -874,4 +875,5 @@ def test_touch_drawing_on_a_phone(chromium, site):
         assert 0 <= during[part][0] and during[part][1] <= during["height"], f"{part} out of view while drawing: {during}"
     assert during["announced"] == announced and after[0] == announced + 1, (announced, during, after)
     assert after[1] == after[2], after                                          # announced once, when lifted
+    assert all(text == "" or key in ("pg-pen", "pg-gap") for key, text in during["live"]), during["live"]
     assert wide <= 390, f"the playground reaches {wide}px, past the right edge of a 390px phone"
