@@ -10,7 +10,7 @@ page's default settings (SGD, lr 0.05, momentum 0.9, batch 32, no weight decay) 
 weights of each seed, and records:
 
 - images per second: the worker's own count (training time only) and the wall-clock rate (with
-  the validations every 1,500 images and the reports to the page);
+  the validations every 1,000 images and the reports to the page);
 - the accuracy on the page's 300 stored test digits (x_test[:300]) after that one pass, and the
   last validation accuracy, per seed, with their mean and sample standard deviation.
 

@@ -555,7 +555,7 @@ function LeNet5LiveFactory(global) {
     return velocity;
   }
 
-  var VALIDATE_EVERY = 1500;   // training images between two validations (1,000 digits each)
+  var VALIDATE_EVERY = 1000;   // training images between two validations (and at each pass's end)
 
   /** The page's training run: LeNet-5 from initial weights (settings.seed) on stored digits.
    *  data: {train, trainLabels, val, valLabels, gallery, galleryLabels} (Uint8Array digits, labels).
@@ -601,7 +601,8 @@ function LeNet5LiveFactory(global) {
 
   /** Loss and accuracy on the validation digits (held out from training). */
   Trainer.prototype.validate = function () {
-    var r = evaluate(this.model, this.data.val, this.data.valLabels);
+    var t0 = Date.now(), r = evaluate(this.model, this.data.val, this.data.valLabels);
+    this.validationMs = (this.validationMs || 0) + Date.now() - t0;   // not training: kept out of the rate
     this.vals.push([this.seen, r.accuracy, r.loss]);
     this.nextValidation = this.seen + VALIDATE_EVERY;
     return r;
@@ -658,10 +659,10 @@ function LeNet5LiveFactory(global) {
       scope.postMessage(msg);
     }
     function work(count) {
-      var t0 = now(), before = trainer.seen, n = 0;
+      var t0 = now(), before = trainer.seen, n = 0, validating = trainer.validationMs || 0;
       do { trainer.step(); n++; } while ((count ? n < count : now() - t0 < budget) && !(until && trainer.seen >= until));
       if (until && trainer.seen >= until) { playing = false; until = 0; }
-      busyMs += now() - t0; busyImages += trainer.seen - before;
+      busyMs += now() - t0 - ((trainer.validationMs || 0) - validating); busyImages += trainer.seen - before;
     }
     function loop() {
       if (!playing || !trainer) return;

@@ -993,7 +993,11 @@
       var fig = box.children[i], ok = top[0][0] === d.galleryLabels[i];
       right += ok ? 1 : 0;
       fig.classList.toggle("tr-wrong", !ok);
-      fig.lastChild.textContent = top.map(function (t) { return t[0] + " " + t[1].toFixed(2); }).join(" \u00b7 ");
+      var cap = fig.lastChild, first = document.createElement("strong"), rest = document.createElement("span");
+      first.textContent = top[0][0] + ": " + top[0][1].toFixed(2);
+      rest.textContent = top.slice(1).map(function (t) { return t[0] + ": " + t[1].toFixed(2); }).join(", ");
+      cap.textContent = "";
+      cap.appendChild(first); cap.appendChild(rest);
     });
     $("tr-gallery-note").textContent = right + " of " + gallery.length + " read right (top 3 classes and probabilities; red: wrong)";
   };
@@ -1004,10 +1008,11 @@
     var n = this.data ? this.data.trainLabels.length : 9000, seen = this.losses.length ? this.losses[this.losses.length - 1][0] : 0;
     var xmax = Math.max(n, seen);
     plot($("tr-loss"), "training loss (per batch; line: mean of 20)", xmax, 0, 2.5, this.losses.map(function (p) { return [p[0], p[1]]; }), 20);
-    plot($("tr-acc"), "validation accuracy", xmax, 0, 1, this.vals.map(function (p) { return [p[0], p[1]]; }), 0, [0.9, 0.95]);
+    plot($("tr-acc"), "validation accuracy", xmax, 0, 1, this.vals.map(function (p) { return [p[0], p[1]]; }), 0, [0.5, 0.9], true);
   };
 
-  function plot(canvas, title, xmax, ymin, ymax, points, smooth, marks) {
+  function plot(canvas, title, xmax, ymin, ymax, points, smooth, marks, percent) {
+    function label(v) { return percent ? Math.round(100 * v) + "%" : String(v); }
     var ratio = global.devicePixelRatio || 1, w = canvas.clientWidth || 300, h = canvas.clientHeight || 150;
     if (canvas.width !== Math.round(w * ratio)) { canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio); }
     var ctx = canvas.getContext("2d"), L0 = 34, R = 8, T = 16, B = 20;
@@ -1019,13 +1024,13 @@
     ctx.fillText(title, L0, 11);
     ctx.strokeStyle = "#999"; ctx.lineWidth = 1;
     ctx.beginPath(); ctx.moveTo(L0, T); ctx.lineTo(L0, h - B); ctx.lineTo(w - R, h - B); ctx.stroke();
-    ctx.fillText(String(ymax), 2, T + 4); ctx.fillText(String(ymin), 2, h - B);
+    ctx.fillText(label(ymax), 2, T + 4); ctx.fillText(label(ymin), 2, h - B);
     ctx.fillText("0", L0 - 3, h - 6);
     var right = xmax.toLocaleString("en") + " images";
     ctx.fillText(right, w - R - ctx.measureText(right).width, h - 6);
     (marks || []).forEach(function (v) {
       ctx.strokeStyle = "#ddd"; ctx.beginPath(); ctx.moveTo(L0, Y(v)); ctx.lineTo(w - R, Y(v)); ctx.stroke();
-      ctx.fillText(String(v), 2, Y(v) + 4);
+      ctx.fillText(label(v), 2, Y(v) + 4);
     });
     if (!points.length) return;
     ctx.fillStyle = smooth ? "rgba(120,120,120,0.35)" : "#c0392b";
