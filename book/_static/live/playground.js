@@ -995,7 +995,7 @@
       fig.classList.toggle("tr-wrong", !ok);
       var cap = fig.lastChild, first = document.createElement("strong"), rest = document.createElement("span");
       first.textContent = top[0][0] + ": " + top[0][1].toFixed(2);
-      rest.textContent = top.slice(1).map(function (t) { return t[0] + ": " + t[1].toFixed(2); }).join(", ");
+      rest.textContent = top.slice(1).map(function (t) { return t[0] + " " + t[1].toFixed(2).slice(1); }).join(" \u00b7 ");
       cap.textContent = "";
       cap.appendChild(first); cap.appendChild(rest);
     });
@@ -1024,7 +1024,8 @@
     ctx.fillText(title, L0, 11);
     ctx.strokeStyle = "#999"; ctx.lineWidth = 1;
     ctx.beginPath(); ctx.moveTo(L0, T); ctx.lineTo(L0, h - B); ctx.lineTo(w - R, h - B); ctx.stroke();
-    ctx.fillText(label(ymax), 2, T + 4); ctx.fillText(label(ymin), 2, h - B);
+    if (!percent) ctx.fillText(label(ymax), 2, T + 4);   // (a percentage axis has its marks)
+    ctx.fillText(label(ymin), 2, h - B);
     ctx.fillText("0", L0 - 3, h - 6);
     var right = xmax.toLocaleString("en") + " images";
     ctx.fillText(right, w - R - ctx.measureText(right).width, h - 6);
