@@ -162,7 +162,8 @@ def test_build_without_mnist_writes_empty_digit_scripts(tmp_path, monkeypatch):
     from tools import live_assets
     app = type("App", (), {"outdir": str(tmp_path), "builder": type("B", (), {"format": "html"})()})()
     live_assets._write_digits(app, None)
-    for name, variable in (("mnist_test_digits.js", "MNIST_TEST_DIGITS"), ("mnist_explorer_digits.js", "MNIST_EXPLORER_DIGITS")):
+    for name, variable in (("mnist_test_digits.js", "MNIST_TEST_DIGITS"), ("mnist_explorer_digits.js", "MNIST_EXPLORER_DIGITS"),
+                           ("mnist_train_digits.js", "MNIST_TRAIN_DIGITS")):
         assert f"window.{variable} = null;" in (tmp_path / "_static" / "live" / name).read_text()
 
 
