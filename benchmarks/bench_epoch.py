@@ -25,7 +25,7 @@ The record states how loaded the machine was: the 1-minute load average before a
 time that other processes used while it ran (in cores, from ``/proc/stat``), plus the thread counts and
 whether ``OPENBLAS_CORETYPE`` was set (``machine``).
 
-    flock /tmp/lenet-cpu.lock python benchmarks/bench_epoch.py              # writes results/bench_epoch.json
+    python benchmarks/bench_epoch.py              # writes results/bench_epoch.json
     python benchmarks/bench_epoch.py --quick --out /tmp/bench_epoch.json    # a smoke run (never to results/)
 
 Speed is not a test: no test reads these numbers; the book and READMEs quote the record.
@@ -39,24 +39,21 @@ import io
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import numpy as np
+import torch
+from torch import nn
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from lenet_core import LeNet5  # noqa: E402
-from lenet_core.__main__ import main as cli_main  # noqa: E402
-from lenet_core.data import load_mnist, prepare  # noqa: E402
-from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
-from lenet_core.train import DEFAULT_RECIPE, fit, predict  # noqa: E402
-from lenet_core.twin import fit_torch, recipe_optimizer, to_torch  # noqa: E402
-from machine_load import LoadMeter  # noqa: E402
+from lenet_core import LeNet5
+from lenet_core.__main__ import main as cli_main
+from lenet_core.data import load_mnist, prepare
+from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.train import DEFAULT_RECIPE, fit, predict
+from lenet_core.twin import fit_torch, recipe_optimizer, to_torch
+from machine_load import LoadMeter
 
 #: the command line's optimizer settings, for every side (constant rate within an epoch)
 RECIPE = dict(optimizer="momentum", lr=DEFAULT_RECIPE["lr"], weight_decay=DEFAULT_RECIPE["weight_decay"],

@@ -16,7 +16,7 @@ engine's own backward passes produce them (batch-last for the scratch engine, se
 Each figure is the median over ``--repeats`` calls, measured round-robin over the layers and alternating
 the two engines, so that a slow spell of the shared machine spreads over all of them.
 
-    flock /tmp/lenet-cpu.lock python benchmarks/bench_layers.py          # writes results/bench_layers.json
+    python benchmarks/bench_layers.py          # writes results/bench_layers.json
     python benchmarks/bench_layers.py --quick --out /tmp/bench_layers.json
 """
 
@@ -25,20 +25,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile, record_function
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E402
-
-from lenet_core import LeNet5  # noqa: E402
-from lenet_core.layers import input_grad  # noqa: E402
-from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
-from lenet_core.twin import to_torch  # noqa: E402
-from machine_load import LoadMeter  # noqa: E402
+from lenet_core import LeNet5
+from lenet_core.layers import input_grad
+from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.twin import to_torch
+from machine_load import LoadMeter
 
 
 def _torch_layers(net):

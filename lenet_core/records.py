@@ -66,6 +66,14 @@ def machine_info() -> dict:
     return info
 
 
+def _command_line() -> str:
+    """This process's command line as typed: ``python -m experiments.ablation --jobs 2`` for a module
+    run with ``-m`` (whose ``sys.argv[0]`` is the module's file path), else ``python script.py ...``."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    head = ["-m", spec.name] if spec is not None and spec.name else sys.argv[:1]
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *head, *sys.argv[1:]])
+
+
 def write_record(path, results: dict, *, command: str | None = None, seed=None, quick: bool = False,
                  name: str | None = None) -> Path:
     """Write ``results`` (JSON-serialisable) with its provenance to ``path`` (``.json``), atomically.
@@ -75,7 +83,7 @@ def write_record(path, results: dict, *, command: str | None = None, seed=None, 
     """
     commit, dirty = git_commit()
     record = {"name": name or Path(path).stem,
-              "command": command or " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+              "command": command or _command_line(),
               "seed": seed, "commit": commit, "dirty": dirty, "machine": machine_info(),
               "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
               "quick": bool(quick), "results": results}
