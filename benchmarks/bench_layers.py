@@ -11,7 +11,7 @@ engine's own backward passes produce them (batch-last for the scratch engine, se
 - PyTorch: the same layers of :class:`lenet_core.twin.TorchLeNet5` (``nn.Conv2d``, ``torch.tanh``, ...),
   each forward and each ``backward`` call inside a ``torch.profiler.record_function`` named after the
   layer, so that ``torch.profiler`` attributes the CPU time of every operation (autograd's included)
-  to its layer.
+  to its layer; the figure is the median over the calls of each range's CPU time.
 
 Each figure is the median over ``--repeats`` calls, measured round-robin over the layers and alternating
 the two engines, so that a slow spell of the shared machine spreads over all of them.
@@ -80,11 +80,12 @@ def profile_both(batch_size: int, repeats: int, seed: int = 0) -> tuple[dict, di
                     p.grad = None
     scratch = {name: {"forward_ms": statistics.median(f), "backward_ms": statistics.median(b)}
                for name, (f, b) in ours.items()}
-    theirs = {name: {} for name in model.layers}
-    for event in prof.key_averages():
-        if "|" in event.key and event.key.split("|")[0] in theirs:
-            name, kind = event.key.split("|")
-            theirs[name][f"{kind}_ms"] = event.cpu_time_total / event.count / 1e3   # microseconds -> ms
+    calls = {}                                         # (layer, "forward"/"backward") -> ms of every call
+    for event in prof.events():
+        if "|" in event.name and event.name.split("|")[0] in model.layers:
+            calls.setdefault(tuple(event.name.split("|")), []).append(event.cpu_time_total / 1e3)   # us -> ms
+    theirs = {name: {f"{kind}_ms": statistics.median(calls[name, kind]) for kind in ("forward", "backward")}
+              for name in model.layers}
     for rows in (scratch, theirs):
         rows["total"] = {key: sum(r[key] for r in rows.values()) for key in ("forward_ms", "backward_ms")}
     return scratch, theirs
@@ -115,7 +116,7 @@ def main(argv=None):
                           "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
     results["quiet_machine"] = False
     results["note"] = ("2-core machine shared with other jobs (not quiet); medians of round-robin timings "
-                       "(scratch) and torch.profiler CPU time per call (PyTorch)")
+                       "(scratch) and of torch.profiler's CPU time per call (PyTorch)")
     path = write_record(args.out or RECORDS_DIR / "bench_layers.json", results, seed=0, quick=args.quick)
     print(f"record written to {path}")
 
