@@ -13,8 +13,10 @@ engine's own backward passes produce them (batch-last for the scratch engine, se
   layer, so that ``torch.profiler`` attributes the CPU time of every operation (autograd's included)
   to its layer; the figure is the median over the calls of each range's CPU time.
 
-Each figure is the median over ``--repeats`` calls, measured round-robin over the layers and alternating
-the two engines, so that a slow spell of the shared machine spreads over all of them.
+Each figure is the median over ``--repeats`` calls, measured round-robin over the layers, the two engines
+alternating in blocks of a quarter of the repeats, so that a slow spell of the shared machine spreads over
+all of them. (Alternating them layer by layer would not be fair to either: each library's threads keep
+spinning for a while after their last operation and would take the cores from the other's.)
 
     python benchmarks/bench_layers.py          # writes results/bench_layers.json
     python benchmarks/bench_layers.py --quick --out /tmp/bench_layers.json
@@ -62,22 +64,26 @@ def profile_both(batch_size: int, repeats: int, seed: int = 0) -> tuple[dict, di
             for name, v in inputs.items()}
     t_dout = {name: torch.from_numpy(np.ascontiguousarray(v)) for name, v in douts.items()}
     ours = {name: ([], []) for name in model.layers}
+    blocks = 4                                           # the engines alternate in blocks of repeats
     with input_grad(model, False), profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(repeats):
-            for name, layer in model.layers.items():
-                start = time.perf_counter()
-                layer.forward(inputs[name])
-                middle = time.perf_counter()
-                layer.backward(douts[name])
-                ours[name][0].append((middle - start) * 1e3)
-                ours[name][1].append((time.perf_counter() - middle) * 1e3)
-                with record_function(f"{name}|forward"):
-                    out = torch_layers[name](t_in[name])
-                with record_function(f"{name}|backward"):
-                    out.backward(t_dout[name])
-                t_in[name].grad = None
-                for p in net.parameters():
-                    p.grad = None
+        for block in range(blocks):
+            for _ in range(repeats // blocks):
+                for name, layer in model.layers.items():
+                    start = time.perf_counter()
+                    layer.forward(inputs[name])
+                    middle = time.perf_counter()
+                    layer.backward(douts[name])
+                    ours[name][0].append((middle - start) * 1e3)
+                    ours[name][1].append((time.perf_counter() - middle) * 1e3)
+            for _ in range(repeats // blocks):
+                for name in model.layers:
+                    with record_function(f"{name}|forward"):
+                        out = torch_layers[name](t_in[name])
+                    with record_function(f"{name}|backward"):
+                        out.backward(t_dout[name])
+                    t_in[name].grad = None
+                    for p in net.parameters():
+                        p.grad = None
     scratch = {name: {"forward_ms": statistics.median(f), "backward_ms": statistics.median(b)}
                for name, (f, b) in ours.items()}
     calls = {}                                         # (layer, "forward"/"backward") -> ms of every call
@@ -95,12 +101,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--quick", action="store_true", help="5 repeats: checks the code path")
+    parser.add_argument("--quick", action="store_true", help="8 repeats: checks the code path")
     parser.add_argument("--out", default=None, help="default results/bench_layers.json")
     args = parser.parse_args(argv)
     if args.quick and args.out is None:
         parser.error("--quick runs write to a temporary --out, never to results/")
-    repeats = 5 if args.quick else args.repeats
+    repeats = 8 if args.quick else args.repeats
     meter = LoadMeter()
     results = {}
     for batch_size in args.batch_sizes:
