@@ -22,7 +22,10 @@ __all__ = ["FieldRow", "receptive_fields", "forward_to", "unit_gradient", "top_p
 
 
 class FieldRow(NamedTuple):
-    """One layer: its name, what it is, its field's side on the input and its units' spacing."""
+    """One layer: its name, what it is, its field's side on the input and its units' spacing.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
 
     name: str
     kind: str
@@ -37,6 +40,8 @@ def receptive_fields(model, input_size: int) -> list[FieldRow]:
     a kernel (convolution, pooling); padding shifts a field but does not change its size. An
     element-wise layer keeps the field of the layer before; any other layer (Flatten, Linear) mixes
     all its inputs, so its units see the whole input (``input_size``).
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
     """
     size, jump, rows = 1, 1, []
     for name, layer in _named_layers(model):
@@ -58,7 +63,10 @@ def _layer_names(model, layer: str) -> list[str]:
 
 def forward_to(model, x, layer: str) -> np.ndarray:
     """The output of ``layer`` (a name, e.g. "C3") for the batch ``x``: the layers of ``model`` up
-    to and including it, run forward (each keeps its cache, so a backward pass can follow)."""
+    to and including it, run forward (each keeps its cache, so a backward pass can follow).
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
     for name in _layer_names(model, layer):
         x = model[name].forward(x)
     return x
@@ -71,6 +79,8 @@ def unit_gradient(model, image, layer: str, channel: int, position=None):
     position: ``(row, col)`` in that map, its centre by default (ignored for a layer with flat
     output). Returns the unit's value (a float) and the gradient with the shape of ``image``.
     Only the pixels of the unit's receptive field can have a non-zero gradient.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
     x = np.asarray(image, dtype=model.dtype)[None]
     with input_grad(model):
@@ -94,6 +104,8 @@ def top_patches(maps, images, field: FieldRow, k: int = 8):
     produced them (unpadded layers: the unit at (i, j) sees rows ``i * jump`` to
     ``i * jump + size - 1``). Returns patches (C, k, size, size) and their units' values (C, k),
     strongest first.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
     maps = np.asarray(maps)
     if maps.ndim != 4 or len(maps) != len(images):

@@ -30,6 +30,8 @@ def filter2d(image, kernel) -> np.ndarray:
     """Cross-correlate one 2-D image with one odd-sized 2-D kernel, zero-padded to keep the size.
 
     A thin wrapper around :func:`lenet_core.functional.conv2d` (one image, one channel, one filter).
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     img, k = np.asarray(image, dtype=np.float64), np.asarray(kernel, dtype=np.float64)
     for name, a in (("image", img), ("kernel", k)):
@@ -43,7 +45,10 @@ def filter2d(image, kernel) -> np.ndarray:
 
 def moving_average(values, window: int) -> np.ndarray:
     """Trailing moving average of a 1-D sequence, same length: entry i averages the last
-    ``min(i + 1, window)`` values (so the start of the curve is not dropped)."""
+    ``min(i + 1, window)`` values (so the start of the curve is not dropped).
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
+    """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1:
         raise ValueError(f"values must be a 1-D sequence, got shape {values.shape}")

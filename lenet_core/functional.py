@@ -49,7 +49,10 @@ __all__ = [
 
 def pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
     """``3 -> (3, 3)``; ``(3, 2)`` stays; anything else, or a value below ``minimum``, is an error that
-    names ``name``."""
+    names ``name``.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
+    """
     if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
             and (minimum is None or min(value) >= minimum):
         return value                                               # already a pair (the layers' own)
@@ -68,6 +71,8 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> in
     """Number of window positions along one axis: ``(size + 2*padding - kernel) // stride + 1``.
 
     Raises ``ValueError`` when the kernel does not fit or the arguments are not positive.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     if kernel < 1 or stride < 1 or padding < 0:
         raise ValueError(f"need kernel >= 1, stride >= 1, padding >= 0; got kernel={kernel}, "
@@ -107,6 +112,8 @@ def conv2d_naive(x, W, b, stride=1, padding=0):
 
     x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW), where
     ``out[n, f, i, j] = b[f] + sum_{c,p,q} W[f, c, p, q] * x_pad[n, c, i*sh + p, j*sw + q]``.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     _check_images(x)
     (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
@@ -256,6 +263,8 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 
     cols: (N*OH*OW, C*KH*KW) -> (N, C, H, W). Overlapping windows add up. The loop runs over the
     KH*KW kernel offsets (25 for a 5x5 kernel), never over pixels.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
     (kh, kw) = _pair(kernel_size, "kernel_size")
     (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
@@ -293,6 +302,8 @@ class Workspace:
     buffer kept under that name. The buffer is reused (its old contents overwritten) while it is
     large enough and grows when a larger array is asked for, so batches of different sizes share it.
     Only for arrays that stay inside a layer: anything handed to the caller must be a new array.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
 
     def __init__(self):
@@ -316,7 +327,10 @@ def _scratch(workspace, name, shape, dtype):
 
 
 def conv_geometry(x_shape, kernel_size, stride, padding):
-    """``(kh, kw), (sh, sw), (ph, pw), OH, OW`` of a convolution over images of shape ``x_shape``."""
+    """``(kh, kw), (sh, sw), (ph, pw), OH, OW`` of a convolution over images of shape ``x_shape``.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
+    """
     (kh, kw) = pair(kernel_size, "kernel_size")
     (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding")
     _, _, H, Wd = x_shape
@@ -330,12 +344,18 @@ def _whole_image(x_shape, kernel, padding) -> bool:
 
 def batch_last(x) -> bool:
     """True when the (N, C, H, W) array ``x`` is stored batch-last, as the fast engine's outputs are:
-    ``x.transpose(1, 2, 3, 0)`` is then a C-contiguous (C, H, W, N) array, x's own memory."""
+    ``x.transpose(1, 2, 3, 0)`` is then a C-contiguous (C, H, W, N) array, x's own memory.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
+    """
     return x.transpose(1, 2, 3, 0).flags.c_contiguous
 
 
 def new_batch_last(shape, dtype, fill=None) -> np.ndarray:
-    """A new (N, C, H, W) array stored batch-last (uninitialised, or filled with ``fill``)."""
+    """A new (N, C, H, W) array stored batch-last (uninitialised, or filled with ``fill``).
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
+    """
     N, C, H, W = shape
     stored = np.empty((C, H, W, N), dtype) if fill is None else np.full((C, H, W, N), fill, dtype)
     return stored.transpose(3, 0, 1, 2)
@@ -364,6 +384,8 @@ def unfold(x, kernel_size, stride=1, padding=0, out=None, *, workspace=None):
     :func:`im2col`, transposed, with its rows in that order. ``out``, if given, is a C-contiguous array
     of that shape to fill (a reused buffer). The loop runs over the KH*KW offsets; each copies one
     slice of all the images (``workspace`` holds the batch-last copy of x when one is needed).
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     _check_images(x)
     (kh, kw), stride, padding, OH, OW = conv_geometry(x.shape, kernel_size, stride, padding)
@@ -386,6 +408,8 @@ def fold(cols, x_shape, kernel_size, stride=1, padding=0):
 
     cols: (C*KH*KW, OH*OW*N) in :func:`unfold`'s order -> a new (N, C, H, W) array, stored batch-last.
     Overlapping windows add up; the loop runs over the KH*KW offsets.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     (kh, kw), stride, (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
     N, C, H, Wd = x_shape
@@ -404,6 +428,8 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
     call (``cols`` is one of them: the next call overwrites it).
 
     The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, OH*OW*N), plus the bias.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     _check_images(x)
     F, C, KH, KW = W.shape
@@ -466,6 +492,8 @@ def pool2d(x, kernel_size, stride=None, mode="max"):
     these slices and max pooling their running maximum. ``cache`` holds what :func:`pool2d_backward`
     needs: for max pooling, the offset ``p*KW + q`` of each window's winner (the first maximum in
     row-major order, as in PyTorch); for average pooling, ``None``.
+
+    Explained in chapter 3 (book/ch03_pooling.ipynb).
     """
     _check_images(x)
     (kh, kw), stride, OH, OW = _pool_geometry(x.shape, kernel_size, stride)
@@ -497,6 +525,8 @@ def pool2d_backward(dout, cache, x_shape, kernel_size, stride=None, mode="max"):
     Loops over the KH*KW offsets inside a window (4 for 2x2), sending each window's share to the
     pixel at that offset. When the windows tile the image (stride = kernel, LeNet's case) every pixel
     belongs to at most one window, so the shares are written, not added, into an uninitialised array.
+
+    Explained in chapter 3 (book/ch03_pooling.ipynb).
     """
     (kh, kw), stride, OH, OW = _pool_geometry(x_shape, kernel_size, stride)
     _pool_reducer(mode)

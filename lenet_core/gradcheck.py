@@ -17,7 +17,7 @@ from .layers import input_grad
 from .losses import SoftmaxCrossEntropy
 
 __all__ = ["numerical_gradient", "gauss_newton_diagonal", "relative_error", "projected", "projected_gradient_check",
-           "GradCheckResult", "check_layer", "check_model", "lenet_with_planted_bug"]
+           "GradCheckResult", "check_layer", "check_model", "check_gauss_newton", "lenet_with_planted_bug"]
 
 
 def _central(f, x: np.ndarray, h: float, indices):
@@ -43,6 +43,8 @@ def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.nd
 
     ``f`` takes no argument and reads ``x``, which is perturbed in place and restored. ``indices``
     (flat indices) limits the work to some entries; the others are left at 0 in the result.
+
+    Explained in chapter 3 (book/ch03_pooling.ipynb).
     """
     grad = np.zeros_like(x)
     grad_flat = grad.reshape(-1)
@@ -69,7 +71,10 @@ def gauss_newton_diagonal(features, x: np.ndarray, *, outer: float = 2.0, h: flo
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """``max|a - n| / max(max|a|, max|n|)``; 0 when both are exactly zero."""
+    """``max|a - n| / max(max|a|, max|n|)``; 0 when both are exactly zero.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
+    """
     analytic, numeric = np.asarray(analytic), np.asarray(numeric)
     if analytic.shape != numeric.shape:
         raise ValueError(f"shapes differ: {analytic.shape} vs {numeric.shape}")
@@ -102,7 +107,10 @@ def projected_gradient_check(forward, R: np.ndarray, x: np.ndarray, analytic: np
 
 class GradCheckResult(dict):
     """``{tensor name: max relative error}``, printed as a table; see :attr:`worst`, :meth:`passed` and
-    :meth:`verdict` (the same table as machine-independent error bands)."""
+    :meth:`verdict` (the same table as machine-independent error bands).
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
+    """
 
     @property
     def worst(self) -> float:
@@ -189,6 +197,8 @@ def check_model(model, x, y, loss_fn=None, *, h=1e-5, seed=0, samples=None) -> G
 
     Works on a float64 copy of ``model``; ``loss_fn`` defaults to :class:`SoftmaxCrossEntropy`.
     Returns ``{"x": error, "C1.W": error, ...}``. ``samples`` limits each tensor to that many entries.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
     model = _float64_copy(model)
     loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
@@ -225,3 +235,30 @@ def lenet_with_planted_bug(seed: int = 0):
 
     model = LeNet5(seed=seed, dtype=np.float64)
     return Sequential(*[(name, _Tanh() if name == "C3_tanh" else part) for name, part in model.layers.items()])
+
+
+def check_gauss_newton(layer, x, *, seed=0) -> GradCheckResult:
+    """Check a layer's ``gauss_newton`` against its Jacobian, in float64 (chapter 11).
+
+    For a diagonal ``D = d2E/dy^2`` (random, positive) the Gauss-Newton diagonal is
+    ``d2x_j = sum_i D_i (dy_i/dx_j)^2`` and ``h_k = sum_i D_i (dy_i/dw_k)^2``; the Jacobian's rows
+    come from one ``backward`` per output element, so keep ``x`` small. Exact for a single layer
+    (for a stack of layers the recursion drops the cross terms). Returns the max relative error of
+    ``"x"`` and of each parameter, as :func:`check_layer` does.
+    """
+    layer = _float64_copy(layer)
+    x = np.array(x, dtype=np.float64)
+    out = layer.forward(x)
+    d2out = np.random.default_rng(seed).uniform(0.5, 1.5, out.shape)
+    with input_grad(layer):
+        d2x, h = layer.gauss_newton(d2out)
+        expected = {"x": np.zeros_like(x), **{k: np.zeros_like(p) for k, p in layer.params.items()}}
+        unit = np.zeros_like(out)
+        for i in range(out.size):
+            unit.reshape(-1)[i] = 1
+            rows = {"x": np.array(layer.backward(unit)), **layer.grads}         # a copy: not a view of unit
+            unit.reshape(-1)[i] = 0
+            for name, row in rows.items():
+                expected[name] += d2out.reshape(-1)[i] * row * row
+    analytic = {"x": d2x, **h}
+    return GradCheckResult({name: relative_error(analytic[name], value) for name, value in expected.items()})

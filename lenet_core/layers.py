@@ -11,6 +11,10 @@ Every layer follows one small contract (chapter 4 derives each backward pass):
 - ``describe()`` and ``parameter_formula()`` give the layer's row of :func:`lenet_core.summary.summary`;
 - ``need_input_grad``: set it to ``False`` (best through :func:`input_grad`) when nobody reads the
   returned dL/dx; a layer may then skip computing it and return ``None``.
+- ``gauss_newton(d2out)`` is the backward pass of second derivatives that SDLM needs (chapter 11):
+  from the per-sample diagonal ``d2E/dy^2`` it returns ``(d2E/dx^2, {name: h})``, squared weights,
+  squared inputs and squared derivatives in place of the plain ones (Gauss-Newton: the curvature of
+  the layer's own function is dropped, so nothing is negative). It reads ``self.cache`` too.
 
 A container of layers, :class:`lenet_core.model.Sequential`, is itself a layer. Adding a layer means
 one class here (or in a module of its own) and its test; see CONTRIBUTING.md.
@@ -54,6 +58,8 @@ class Cached:
     """``self.cache``: the dict that ``forward`` fills for ``backward`` (layers and losses alike).
 
     Reading it before any ``forward`` raises ``RuntimeError("... backward called before forward")``.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
 
     _cache: dict | None = None
@@ -78,6 +84,8 @@ class Layer(Cached):
 
     Class attributes a subclass may override: ``elementwise`` (True for activations, which
     ``summary(merge_activations=True)`` folds into the row before them) and ``need_input_grad``.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
 
     elementwise = False
@@ -92,6 +100,16 @@ class Layer(Cached):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def gauss_newton(self, d2out: np.ndarray) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """Gauss-Newton backward pass: d2E/dy^2 (output's shape) -> ``(d2E/dx^2, h)``, where ``h`` holds
+        the diagonal curvature of each parameter (``params``' names and shapes), summed over the batch.
+
+        For ``y = f(x; w)`` and a loss whose Hessian in ``y`` is taken diagonal, ``d2x_j = sum_i
+        d2out_i (dy_i/dx_j)^2`` and ``h_k = sum_i d2out_i (dy_i/dw_k)^2``. Explained in chapter 11
+        (book/ch11_lenet1998.ipynb).
+        """
+        raise NotImplementedError(f"{self!r} has no Gauss-Newton backward pass (gauss_newton)")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -131,6 +149,8 @@ def input_grad(model: Layer, needed: bool = True):
     Training uses ``input_grad(model, False)`` (nobody reads d(loss)/d(image), and C1 then skips the
     fold of its backward pass); gradient checks and attributions use ``input_grad(model)``. The flag
     is restored on exit. For a :class:`~lenet_core.model.Sequential` the flag is its first layer's.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
     saved = model.need_input_grad
     model.need_input_grad = needed
@@ -209,6 +229,15 @@ class Conv2d(Layer):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}")
 
+    def gauss_newton(self, d2out):
+        """The backward pass with squared windows and squared weights (skips d2x without ``need_input_grad``)."""
+        cache = self.cache
+        cols, W = cache["cols"], self.params["W"]
+        squared = np.ascontiguousarray(cols * cols)                  # C5's cols are a transposed view
+        d2x, hW, hb = functional.conv2d_backward(d2out, squared, cache["x_shape"], W * W, self.stride,
+                                                 self.padding, need_dx=self.need_input_grad)
+        return d2x, {"W": hW, "b": hb}
+
 
 class _Pool2d(Layer):
     mode = ""
@@ -234,6 +263,15 @@ class _Pool2d(Layer):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+    def gauss_newton(self, d2out):
+        """Average: each pixel gets ``d2out / (kh*kw)^2``; max: the window's winner gets ``d2out``."""
+        cache = self.cache
+        d2x = functional.pool2d_backward(d2out, cache["winners"], cache["x_shape"], self.kernel_size,
+                                         self.stride, self.mode)
+        if self.mode == "avg":
+            d2x /= self.kernel_size[0] * self.kernel_size[1]
+        return d2x, {}
 
 
 class AvgPool2d(_Pool2d):
@@ -290,6 +328,11 @@ class Linear(Layer):
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
+    def gauss_newton(self, d2out):
+        """``d2x = d2out @ W^2``, ``h_W = d2out^T @ x^2``, ``h_b = sum d2out``."""
+        x, W = self.cache["x"], self.params["W"]
+        return d2out @ (W * W), {"W": d2out.T @ (x * x), "b": d2out.sum(axis=0)}
+
 
 class Tanh(Layer):
     """``y = tanh(x)``; backward: ``dx = dout * (1 - y^2)``. Any shape. Chapter 4. ``cache``: ``y``."""
@@ -307,6 +350,11 @@ class Tanh(Layer):
         np.subtract(1, grad, out=grad)                             # 1 - y^2, in one new array
         grad *= dout
         return grad
+
+    def gauss_newton(self, d2out):
+        """``d2out * (1 - y^2)^2``."""
+        y = self.cache["y"]
+        return d2out * (1 - y * y) ** 2, {}
 
 
 class Sigmoid(Layer):
@@ -332,9 +380,16 @@ class Sigmoid(Layer):
     def backward(self, dout):
         return dout * self.cache["y"] * self.cache["one_minus_y"]
 
+    def gauss_newton(self, d2out):
+        """``d2out * (y (1 - y))^2``."""
+        return d2out * (self.cache["y"] * self.cache["one_minus_y"]) ** 2, {}
+
 
 class ReLU(Layer):
-    """``y = max(x, 0)``; backward passes ``dout`` where ``x > 0``. Any shape. ``cache``: ``mask``."""
+    """``y = max(x, 0)``; backward passes ``dout`` where ``x > 0``. Any shape. ``cache``: ``mask``.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
+    """
 
     elementwise = True
 
@@ -346,9 +401,16 @@ class ReLU(Layer):
     def backward(self, dout):
         return np.where(self.cache["mask"], dout, 0).astype(dout.dtype, copy=False)
 
+    def gauss_newton(self, d2out):
+        """``d2out`` where ``x > 0``, else 0 (the derivative squared is the derivative)."""
+        return self.backward(d2out), {}
+
 
 class Flatten(Layer):
-    """(N, C, H, W) -> (N, C*H*W), in C-order, as ``torch.flatten(x, 1)``. ``cache``: ``x_shape``."""
+    """(N, C, H, W) -> (N, C*H*W), in C-order, as ``torch.flatten(x, 1)``. ``cache``: ``x_shape``.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
+    """
 
     def forward(self, x):
         self.cache = {"x_shape": x.shape}
@@ -359,3 +421,7 @@ class Flatten(Layer):
 
     def describe(self):
         return "flatten"
+
+    def gauss_newton(self, d2out):
+        """A reshape: ``d2out`` back to the input's shape."""
+        return self.backward(d2out), {}

@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data import one_hot
 from .layers import Cached
 
 __all__ = ["SoftmaxCrossEntropy", "MSELoss", "softmax", "log_softmax"]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax, shifted by each row's max so ``exp`` never overflows. (N, K) -> (N, K)."""
+    """Row-wise log-softmax, shifted by each row's max so ``exp`` never overflows. (N, K) -> (N, K).
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
+    """
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax probabilities, stable for logits of any size. (N, K) -> (N, K)."""
+    """Row-wise softmax probabilities, stable for logits of any size. (N, K) -> (N, K).
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
+    """
     return np.exp(log_softmax(logits))
 
 
@@ -28,14 +35,7 @@ def _labels_to_targets(labels: np.ndarray, n: int, k: int, dtype) -> np.ndarray:
         return labels.astype(dtype, copy=False)
     if labels.shape != (n,):
         raise ValueError(f"targets must be labels of shape ({n},) or one-hot ({n}, {k}); got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"class labels must be integers, got dtype {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= k):
-        bad = labels[(labels < 0) | (labels >= k)][0]
-        raise ValueError(f"class label {bad} is outside 0..{k - 1}")
-    targets = np.zeros((n, k), dtype=dtype)
-    targets[np.arange(n), labels] = 1
-    return targets
+    return one_hot(labels, k, dtype)
 
 
 def _check_distributions(targets: np.ndarray) -> None:
@@ -56,6 +56,8 @@ class SoftmaxCrossEntropy(Cached):
     ``backward()`` returns ``(softmax(logits) - t) / N``: (N, K). ``cache``: ``p`` (the softmax) and
     ``t`` (the targets as rows).
     Stable for logits as large as 1e4 (the log-sum-exp is shifted by each row's max).
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
 
     def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
@@ -75,6 +77,11 @@ class SoftmaxCrossEntropy(Cached):
         p, t = self.cache["p"], self.cache["t"]
         return (p - t) / p.shape[0]
 
+    def curvature(self, logits: np.ndarray, targets) -> np.ndarray:
+        """Per-sample Gauss-Newton diagonal ``d2E/dz_k^2 = p_k (1 - p_k)`` (N, K), for SDLM (chapter 11)."""
+        p = softmax(logits)
+        return p * (1 - p)
+
 
 class MSELoss(Cached):
     """Mean squared error over all elements, as ``torch.nn.MSELoss()``.
@@ -82,6 +89,8 @@ class MSELoss(Cached):
     ``forward(pred, target)`` with equal shapes returns ``mean((pred - target)^2)``; integer labels
     ``(N,)`` for a ``(N, K)`` prediction are turned into one-hot targets first.
     ``backward()`` returns ``2 * (pred - target) / pred.size``. ``cache``: ``diff`` (pred - target).
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
@@ -99,3 +108,8 @@ class MSELoss(Cached):
     def backward(self) -> np.ndarray:
         diff = self.cache["diff"]
         return 2 * diff / diff.size
+
+    def curvature(self, pred: np.ndarray, target) -> np.ndarray:
+        """Per-sample second derivative of ``mean_k (pred - target)^2``: ``2 / K`` everywhere, (N, K);
+        for SDLM (chapter 11)."""
+        return np.full_like(pred, 2.0 / pred.shape[1])

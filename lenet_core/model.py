@@ -40,6 +40,15 @@ class Sequential(Layer):
             dout = layer.backward(dout)
         return dout
 
+    def gauss_newton(self, d2out: np.ndarray) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """Each layer's :meth:`~lenet_core.layers.Layer.gauss_newton`, last to first; ``h`` is named as
+        :meth:`parameters` (``"C1.W"``). Explained in chapter 11 (book/ch11_lenet1998.ipynb)."""
+        h = {}
+        for lname, layer in reversed(self.layers.items()):
+            d2out, layer_h = layer.gauss_newton(d2out)
+            h.update({f"{lname}.{pname}": value for pname, value in layer_h.items()})
+        return d2out, h
+
     @property
     def params(self) -> dict[str, np.ndarray]:
         return self.parameters()
@@ -174,7 +183,10 @@ def LeNet5(seed=0, dtype=np.float32) -> Sequential:
 
 
 def save_weights(model: Sequential, path) -> Path:
-    """Write ``model.state_dict()`` to ``path`` as ``.npz``, atomically (a temporary file renamed into place)."""
+    """Write ``model.state_dict()`` to ``path`` as ``.npz``, atomically (a temporary file renamed into place).
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
+    """
     return atomic_write(path, ".npz", lambda f: np.savez(f, **model.state_dict()))
 
 
@@ -185,6 +197,8 @@ def load_weights(model: Sequential, path) -> Sequential:
     :func:`lenet_core._files.npz_headers`), so a small file that declares a huge array is refused without
     reading it; then the values (finite, and within the range of the model's dtype). Raises
     ``FileNotFoundError`` or ``ValueError`` naming the file and the wrong entry; the model is unchanged on error.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
     path = Path(path)
     if not path.exists():

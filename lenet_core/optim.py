@@ -20,6 +20,12 @@ __all__ = ["Optimizer", "SGD", "Adam", "StepLR", "CosineAnnealingLR", "OPTIMIZER
 
 
 class Optimizer:
+    """Base class of the optimizers: holds the live parameter arrays by name and updates them in place
+    in :meth:`step` (a subclass writes ``_update``).
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
+
     def __init__(self, params: dict[str, np.ndarray], lr: float):
         if not params:
             raise ValueError("the optimizer got no parameters")
@@ -72,6 +78,8 @@ class SGD(Optimizer):
 
     As ``torch.optim.SGD``: ``g += wd * p``; ``v = momentum * v + g`` (``v = g`` on the first step);
     the step is ``g + momentum * v`` with Nesterov, else ``v``; ``p -= lr * step``.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
@@ -95,7 +103,10 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam`` (L2 ``weight_decay``)."""
+    """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam`` (L2 ``weight_decay``).
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
@@ -141,7 +152,10 @@ class _Schedule:
 
 
 class StepLR(_Schedule):
-    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
 
     def __init__(self, optimizer, step_size, gamma=0.1):
         super().__init__(optimizer)
@@ -152,7 +166,10 @@ class StepLR(_Schedule):
 
 
 class CosineAnnealingLR(_Schedule):
-    """Cosine decay from the base rate to ``eta_min`` over ``T_max`` epochs, as in PyTorch."""
+    """Cosine decay from the base rate to ``eta_min`` over ``T_max`` epochs, as in PyTorch.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
         super().__init__(optimizer)
@@ -190,7 +207,10 @@ def _lookup(table: dict, kind: str, name):
 
 def check_recipe_names(optimizer: str, schedule) -> None:
     """``ValueError`` naming the problem unless ``optimizer`` is in :data:`OPTIMIZERS` and ``schedule``
-    in :data:`SCHEDULES` (or ``None``)."""
+    in :data:`SCHEDULES` (or ``None``).
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
     _lookup(OPTIMIZERS, "optimizer", optimizer)
     _lookup(SCHEDULES, "schedule", "none" if schedule is None else schedule)
 
@@ -204,7 +224,10 @@ def make_optimizer(name: str, params, lr: float, **kwargs) -> Optimizer:
 
 def make_scheduler(name, optimizer: Optimizer, epochs: int):
     """A schedule from :data:`SCHEDULES`: ``"cosine"`` (to 0 over ``epochs``), ``"step"`` (x0.1 every
-    ``max(1, epochs // 3)`` epochs) or ``"none"``/``None`` (returns ``None``); unknown names are an error."""
+    ``max(1, epochs // 3)`` epochs) or ``"none"``/``None`` (returns ``None``); unknown names are an error.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
     entry = _lookup(SCHEDULES, "schedule", "none" if name is None else name)
     if entry is None:
         return None

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import functional as Fn
+from . import functional
 from .data import batches, normalize, pad
 from .layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU, _rng, input_grad
 from .losses import SoftmaxCrossEntropy, softmax
@@ -102,6 +102,8 @@ class SeedConfig:
     optimizer:      ``"seed"`` (:class:`SeedSGDMomentum` with ``lr``, ``momentum``, ``reg`` on gradients
                     summed over the batch) or ``"book"`` (:data:`lenet_core.train.DEFAULT_RECIPE`:
                     mean gradients, Nesterov momentum, cosine schedule over ``epochs``).
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
     """
     model: str = "mlp"
     init: str = "seed"
@@ -170,6 +172,8 @@ class SeedSoftmax(Layer):
     Its backward passes ``dout`` through unchanged, as the seed's ``LeNet5.backward`` does (its line
     ``#dout = self.Softmax._backward(dout)`` is commented out): the loss's gradient with respect to
     the probabilities is used as if it were the gradient with respect to the logits.
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
     """
 
     def forward(self, x):
@@ -186,6 +190,8 @@ def conv_input_grad_as_printed(dout, W, x_shape, dout_padding=None, rotate_axes=
     ``dout_pad = np.pad(dout, F)``, then ``dX[n, ci, h, w] = sum(W_rot[:, ci] * dout_pad[n, :, h:h+F,
     w:w+F])`` for every input pixel. The true gradient needs ``dout_padding=F - 1`` and
     ``rotate_axes=(2, 3)`` (the kernel turned by 180 degrees); both arguments exist to show that.
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
     """
     _, cin, h, w = x_shape
     f = W.shape[2]
@@ -194,7 +200,7 @@ def conv_input_grad_as_printed(dout, W, x_shape, dout_padding=None, rotate_axes=
     dout_pad = np.pad(dout, ((0, 0), (0, 0), (p, p), (p, p)))
     # dX[n, ci] = sum_co correlate(dout_pad[n, co], w_rot[co, ci]): a convolution with in/out swapped
     kernel = np.ascontiguousarray(w_rot.transpose(1, 0, 2, 3))
-    dx, _ = Fn.conv2d(dout_pad, kernel, np.zeros(cin, dtype=kernel.dtype))
+    dx, _ = functional.conv2d(dout_pad, kernel, np.zeros(cin, dtype=kernel.dtype))
     return dx[:, :, :h, :w]
 
 
@@ -203,6 +209,8 @@ def conv_backward_as_printed(dout, x, W):
 
     Slow; for small gradient checks and for testing :func:`conv_input_grad_as_printed`.
     ``dW`` and ``db`` are right; ``dX`` is what the printed code computes.
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
     """
     n_img, cin, h, w = x.shape
     cout, _, f, _ = W.shape
@@ -232,6 +240,8 @@ class SeedConv2d(Conv2d):
     ``input_grad="true"`` returns the true input gradient instead. ``keep_grads=False`` (as printed)
     leaves ``grads`` at zero: the printed loops compute ``dW`` and ``db`` and never store them, so
     they are not computed here at all; ``keep_grads=True`` stores them.
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, dout_padding=None, rotate_axes=(0, 1),
@@ -247,12 +257,12 @@ class SeedConv2d(Conv2d):
         if self.input_grad == "true" and self.keep_grads:
             return super().backward(dout)
         if self.keep_grads:
-            _, self.grads["W"], self.grads["b"] = Fn.conv2d_backward(
+            _, self.grads["W"], self.grads["b"] = functional.conv2d_backward(
                 dout, cache["cols"], cache["x_shape"], W, self.stride, self.padding, need_dx=False)
         if not self.need_input_grad:
             return None
         if self.input_grad == "true":
-            dx, _, _ = Fn.conv2d_backward(dout, cache["cols"], cache["x_shape"], W, self.stride,
+            dx, _, _ = functional.conv2d_backward(dout, cache["cols"], cache["x_shape"], W, self.stride,
                                           self.padding, need_dx=True)
             return dx
         return conv_input_grad_as_printed(dout, W, cache["x_shape"], self.dout_padding, self.rotate_axes)
@@ -267,7 +277,10 @@ class SeedConv2d(Conv2d):
 
 class SeedCrossEntropy(SoftmaxCrossEntropy):
     """The seed's ``CrossEntropyLoss``: softmax, mean NLL; backward ``softmax - onehot`` *summed* over
-    the batch (lenet_core's :class:`SoftmaxCrossEntropy` divides by N). (N, K) -> scalar."""
+    the batch (lenet_core's :class:`SoftmaxCrossEntropy` divides by N). (N, K) -> scalar.
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
+    """
 
     def backward(self):
         return self.cache["p"] - self.cache["t"]
@@ -279,6 +292,8 @@ class SeedSGDMomentum(Optimizer):
     Unlike ``torch.optim.SGD`` (and :class:`lenet_core.optim.SGD`), the velocity is an average, not a
     sum (the step does not grow by ``1 / (1 - momentum)``), and the decay ``reg p`` is not multiplied
     by the learning rate: every step shrinks the weights by the factor ``1 - reg``.
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
     """
 
     def __init__(self, params, lr=1e-4, momentum=0.8, reg=3e-5):
@@ -303,6 +318,8 @@ def seed_init(model: Sequential, rng) -> Sequential:
 
     ``fan_in`` is ``D_in`` for a linear layer and, as printed (``np.sqrt(2/Cin)``), ``Cin`` alone for a
     convolution (the kernel's ``F*F`` inputs per channel are not counted).
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
     """
     rng = _rng(rng)
     for layer in model:
@@ -319,7 +336,10 @@ def seed_init(model: Sequential, rng) -> Sequential:
 
 
 def ThreeLayerNet(seed=0, dtype=np.float32) -> Sequential:
-    """The MLP the seed's script trains: (N, 1, 28, 28) -> flatten -> 300 -> ReLU -> 100 -> ReLU -> 10 logits."""
+    """The MLP the seed's script trains: (N, 1, 28, 28) -> flatten -> 300 -> ReLU -> 100 -> ReLU -> 10 logits.
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
+    """
     rng = _rng(seed)
     return Sequential(("flatten", Flatten()),
                       ("FC1", Linear(784, 300, rng=rng, dtype=dtype)), ("ReLU1", ReLU()),
@@ -333,7 +353,10 @@ def SeedLeNet5(seed=0, softmax_output=True, conv_backward="printed", conv_grads=
     -> max 2x2 -> 256 -> 120 -> ReLU -> 84 -> ReLU -> 10, then (``softmax_output``) a :class:`SeedSoftmax`.
     ``conv_backward="printed"`` gives both convolutions the printed input gradient;
     ``conv_grads="discarded"`` (as printed) never stores their ``dW`` and ``db``. With
-    ``conv_backward="true"`` and ``conv_grads="stored"`` the convolutions are lenet_core's ``Conv2d``."""
+    ``conv_backward="true"`` and ``conv_grads="stored"`` the convolutions are lenet_core's ``Conv2d``.
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
+    """
     rng = _rng(seed)
 
     def conv(cin, cout):
@@ -353,7 +376,10 @@ def SeedLeNet5(seed=0, softmax_output=True, conv_backward="printed", conv_grads=
 
 
 def build_model(config: SeedConfig, seed=0) -> Sequential:
-    """The model ``config`` asks for, initialised as it asks (weights drawn from ``seed``)."""
+    """The model ``config`` asks for, initialised as it asks (weights drawn from ``seed``).
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
+    """
     dtype = np.dtype(config.dtype).type
     if config.model == "mlp":
         model = ThreeLayerNet(seed, dtype)
@@ -378,6 +404,8 @@ def preprocess(config: SeedConfig, x_train, others=()):
     (``test_centring="own"``, as printed) or the training mean (``"train"``). The printed script
     passes (N, 784) rows; the image axes are kept here, since every model but ``seed_lenet5``
     flattens them itself and ``seed_lenet5`` cannot run on rows (:meth:`SeedConfig.cannot_run`).
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
     """
     dtype = np.dtype(config.dtype).type
     if config.preprocessing == "book":
@@ -398,7 +426,10 @@ def preprocess(config: SeedConfig, x_train, others=()):
 
 def window_batches(n: int, batch_size: int, steps: int, rng):
     """The seed's ``get_batch``: ``steps`` slices of ``batch_size`` consecutive indices starting at
-    ``randint(1, n - batch_size)`` (both ends included, so image 0 is never drawn)."""
+    ``randint(1, n - batch_size)`` (both ends included, so image 0 is never drawn).
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
+    """
     if n <= batch_size:
         raise ValueError(f"window batches need more than batch_size={batch_size} images, got {n}")
     rng = _rng(rng)
@@ -442,6 +473,8 @@ def train_model(config: SeedConfig, model, x, y, seed=0, progress=True):
     With ``on_nan="carry"`` (as printed) training goes on; once the last layer's parameters are all
     NaN the remaining steps cannot change any output, so they are counted in ``steps_skipped`` and
     not computed.
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
     """
     optimizer, scheduler, loss_fn = _optimizer(config, model)
     plan = list(_batch_plan(config, len(x), seed))
@@ -479,7 +512,10 @@ def train_model(config: SeedConfig, model, x, y, seed=0, progress=True):
 
 
 def accuracy(model, x, y) -> float:
-    """Fraction of ``x`` (N, C, H, W) whose arg-max output is the label ``y`` (N,)."""
+    """Fraction of ``x`` (N, C, H, W) whose arg-max output is the label ``y`` (N,).
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
+    """
     return float((predict(model, x) == y).mean())
 
 
@@ -493,6 +529,8 @@ def run(config: SeedConfig, x_train, y_train, held_out: dict, *, seed=0, train_a
     "steps": ..., "steps_skipped": ..., "stopped": False}``. A pipeline the printed code could not run
     returns ``{"ran": False, "error": why}``; a run stopped by ``on_nan="stop"`` returns
     ``{"ran": True, "stopped": True, "nan_step": ..., "error": message}`` and no accuracies.
+
+    Explained in chapter 7 (book/ch07_seed_paper.ipynb).
     """
     why = config.cannot_run()
     if why is not None:

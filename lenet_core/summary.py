@@ -23,7 +23,10 @@ __all__ = ["LayerRow", "ModelSummary", "summary", "describe", "parameter_formula
            "shape_text"]
 
 def shape_text(shape) -> str:
-    """A shape as text: ``(6, 28, 28)`` -> ``"6 x 28 x 28"``."""
+    """A shape as text: ``(6, 28, 28)`` -> ``"6 x 28 x 28"``.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
+    """
     return " x ".join(str(s) for s in shape)
 
 
@@ -31,6 +34,8 @@ def describe(layer: Layer) -> str:
     """A short description: ``"conv 6@5x5"``, ``"avg pool 2x2, stride 2"``, ``"linear 120->84"``, ``"tanh"``.
 
     Each layer says it itself (:meth:`Layer.describe`); this function is kept for the chapters.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
     """
     return layer.describe()
 
@@ -40,12 +45,17 @@ def parameter_formula(layer: Layer) -> str:
 
     Each layer says it itself (:meth:`Layer.parameter_formula`): Conv2d ``out x (in x kh x kw + 1)``,
     Linear ``out x (in + 1)`` (the ``+ 1`` is the bias); by default its tensors' shapes, ``"W 3x4 + b 3"``.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
     """
     return layer.parameter_formula()
 
 
 class LayerRow(NamedTuple):
-    """One row of a :class:`ModelSummary`. ``output_shape`` leaves out the batch axis."""
+    """One row of a :class:`ModelSummary`. ``output_shape`` leaves out the batch axis.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
+    """
     name: str
     kind: str
     output_shape: tuple
@@ -57,6 +67,8 @@ class ModelSummary:
     """The rows of :func:`summary`; ``str()`` gives the printable table.
 
     ``summary["C1"]`` is the row named ``C1``; iterate for all rows; :attr:`total_params` is their sum.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
     """
 
     def __init__(self, rows: list[LayerRow], input_shape: tuple):
@@ -104,7 +116,10 @@ class ModelSummary:
 
 def format_table(header, body, total=None, right=()) -> str:
     """Rows of strings as a text table: a header, a rule, the body, an optional total row;
-    the columns numbered in ``right`` are right-aligned."""
+    the columns numbered in ``right`` are right-aligned.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
+    """
     rows = [header, *body] + ([total] if total else [])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
 
@@ -139,6 +154,8 @@ def summary(model, input_shape, *, merge_activations: bool = False, dtype=None) 
     folds each element-wise layer (Tanh, ReLU, Sigmoid: ``layer.elementwise``) into the row before it (``"conv 6@5x5 + tanh"``), the way the paper
     draws its table. A layer that cannot take its input raises ``ValueError`` naming the layer and the
     shape it received.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
     """
     named = _named_layers(copy.deepcopy(model))
     if dtype is None:

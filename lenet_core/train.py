@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ._files import atomic_write
-from .data import batches, prepare
+from .data import batches, gather, random_shift
 from .layers import input_grad
 from .losses import SoftmaxCrossEntropy, softmax
 from .optim import make_optimizer, make_scheduler
@@ -38,7 +37,10 @@ DIVERGENCE_FACTOR = 10
 
 
 class DivergenceError(FloatingPointError):
-    """Training diverged: the loss became NaN/infinite or rose far above its starting value."""
+    """Training diverged: the loss became NaN/infinite or rose far above its starting value.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
 
 
 def _divergence(loss, reference, epoch, step, settings) -> DivergenceError | None:
@@ -65,6 +67,8 @@ class History(dict):
 
     ``loss`` and ``train_acc`` are running averages over the epoch's mini-batches (measured while the
     weights were changing); ``val_*`` are measured after the epoch; ``seconds`` is training time only.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
 
     KEYS = ("epoch", "loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -106,25 +110,13 @@ class History(dict):
         return history
 
 
-def random_shift(x: np.ndarray, max_shift: int, rng) -> np.ndarray:
-    """Shift each image (N, C, H, W) by its own random offset of up to ``max_shift`` pixels per axis.
-
-    The border is filled by repeating the edge pixels (the background of a padded digit).
-    """
-    if max_shift <= 0:
-        return x
-    n, _, h, w = x.shape
-    padded = np.pad(x, ((0, 0), (0, 0), (max_shift, max_shift), (max_shift, max_shift)), mode="edge")
-    windows = sliding_window_view(padded, (h, w), axis=(2, 3))   # (N, C, 2s+1, 2s+1, H, W)
-    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
-    return windows[np.arange(n), :, dy, dx]
-
-
 def check_data(x, y, what: str) -> None:
     """``ValueError`` naming ``what`` unless ``x`` holds images and ``y`` one integer label per image.
 
     ``x``: prepared images (N, C, H, W), finite; or raw MNIST digits (N, 28, 28) uint8, which
     :func:`fit`, :func:`evaluate` and :func:`predict` prepare batch by batch (:func:`lenet_core.data.prepare`).
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
     if not (x.ndim == 4 or (x.ndim == 3 and x.dtype == np.uint8)):
         raise ValueError(f"{what} images must have shape (N, C, H, W) (or uint8 digits (N, 28, 28)), "
@@ -133,14 +125,6 @@ def check_data(x, y, what: str) -> None:
         raise ValueError(f"{what}: {x.shape[0]} images but labels of shape {y.shape}")
     if x.ndim == 4 and not np.all(np.isfinite(x)):
         raise ValueError(f"{what} images contain NaN or infinite values")
-
-
-def gather(x: np.ndarray, idx, dtype) -> np.ndarray:
-    """The images ``x[idx]`` as a (n, C, H, W) array of ``dtype``; raw uint8 digits (N, 28, 28) are
-    prepared here, batch by batch, so a training set never needs to exist in float form."""
-    if x.ndim == 3:
-        return prepare(x[idx], dtype=np.dtype(dtype).type)
-    return x[idx].astype(dtype, copy=False)
 
 
 def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, optimizer_settings,
@@ -155,8 +139,8 @@ def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, op
     classes)``; the loss is checked for divergence; ``update()`` runs backward and the optimizer step.
     Per epoch: ``on_epoch_start(epoch)`` first (the 1998 trainer re-estimates its curvature there),
     then the batches, ``scheduler.step()``, ``validate() -> (loss, acc)``, a row of the :class:`History`,
-    ``on_epoch_end(epoch, history)``. ``optimizer_settings() -> (lr, weight_decay, adaptive)`` reads the
-    optimizer. ``history`` (epochs already done) is continued up to ``epochs``.
+    ``on_epoch_end(epoch, history)`` (where a checkpoint is written), and only then the epoch's line.
+    ``optimizer_settings() -> (lr, weight_decay, adaptive)`` reads the optimizer. ``history`` (epochs already done) is continued up to ``epochs``.
     Raises :class:`DivergenceError` (a ``FloatingPointError``) naming the likely cause as soon as a batch's
     loss is not finite or exceeds :data:`DIVERGENCE_FACTOR` times its starting value.
     """
@@ -200,10 +184,10 @@ def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, op
         for key, value in zip(History.KEYS, (epoch, total_loss / seen, correct / seen, val_loss, val_acc,
                                              lr, seconds)):
             history[key].append(value)
+        if on_epoch_end is not None:                  # the checkpoint first: printing can fail
+            on_epoch_end(epoch, history)
         if not quiet:
             print(history.row(epoch - 1), flush=True)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
     return history
 
 
@@ -274,17 +258,26 @@ def _logits(model, x, batch_size):
 
 
 def predict_proba(model, x, batch_size=EVAL_BATCH) -> np.ndarray:
-    """Class probabilities (N, 10) for images (N, C, H, W), computed in batches."""
+    """Class probabilities (N, 10) for images (N, C, H, W), computed in batches.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
     return softmax(_logits(model, x, batch_size))
 
 
 def predict(model, x, batch_size=EVAL_BATCH) -> np.ndarray:
-    """Predicted class labels (N,) for images (N, C, H, W)."""
+    """Predicted class labels (N,) for images (N, C, H, W).
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
     return _logits(model, x, batch_size).argmax(axis=1)
 
 
 def evaluate(model, x, y, batch_size=EVAL_BATCH, loss_fn=None) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` on images ``x`` (N, C, H, W) and labels ``y`` (N,)."""
+    """Mean loss and accuracy of ``model`` on images ``x`` (N, C, H, W) and labels ``y`` (N,).
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
     check_data(x, y, "evaluation")
     logits = _logits(model, x, batch_size)
     loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn

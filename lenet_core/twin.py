@@ -8,7 +8,7 @@ scratch ``"C1.W"`` is torch ``"C1.weight"``, ``"C1.b"`` is ``"C1.bias"``.
 :func:`fit_torch` trains the twin the way :func:`lenet_core.train.fit` trains the scratch model:
 the recipe is read from :data:`lenet_core.train.DEFAULT_RECIPE` when it is called, the batches come
 from the same seeded :func:`lenet_core.data.batches`, augmentation is the same
-:func:`lenet_core.train.random_shift` drawn from the same generator, and it returns a
+:func:`lenet_core.data.random_shift` drawn from the same generator, and it returns a
 :class:`lenet_core.train.History`. :func:`recipe_optimizer` builds the optimizer and schedule of a
 recipe for either side, so a comparison can hand both sides exactly the same settings.
 """
@@ -21,12 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import data
 from . import optim as _optim
 from . import train as _train
 from .model import LeNet5, Sequential
 
 __all__ = ["TorchLeNet5", "to_torch", "from_torch", "torch_name", "scratch_name",
-           "resolve_recipe", "recipe_optimizer", "fit_torch", "evaluate_torch", "RECIPE_KEYS"]
+           "resolve_recipe", "recipe_optimizer", "fit_torch", "evaluate_torch", "RECIPE_KEYS",
+           "torch_optimizer_state", "load_torch_optimizer"]
 
 
 class TorchLeNet5(nn.Module):
@@ -146,6 +148,53 @@ def recipe_optimizer(model, epochs: int, recipe: dict | None = None):
     return opt, getattr(torch.optim.lr_scheduler, cls)(opt, **settings(epochs))
 
 
+def torch_optimizer_state(optimizer, module: nn.Module) -> dict:
+    """A torch optimizer's state as a checkpoint holds it (:func:`lenet_core.checkpoint.save_checkpoint`):
+    ``{"lr", "steps", "state": {scratch name: {buffer: array}}}``; Adam's per-parameter ``step`` (the same
+    for every parameter) is ``steps``."""
+    names = [scratch_name(n) for n, _ in module.named_parameters()]
+    saved = optimizer.state_dict()
+    state, steps = {}, 0
+    for i, name in enumerate(names):
+        buffers = dict(saved["state"].get(i, {}))
+        if "step" in buffers:
+            steps = int(buffers.pop("step"))
+        state[name] = {k: v.detach().cpu().numpy().copy() for k, v in buffers.items() if v is not None}
+    return {"lr": float(saved["param_groups"][0]["lr"]), "steps": steps, "state": state}
+
+
+def load_torch_optimizer(optimizer, scheduler, module: nn.Module, checkpoint) -> None:
+    """Restore a checkpoint's optimizer and scheduler states (:func:`torch_optimizer_state`) into a torch
+    ``optimizer`` and ``scheduler`` built by :func:`recipe_optimizer`; ``ValueError`` naming the checkpoint
+    when a state does not fit (the objects are then unusable and must be discarded)."""
+    saved, names = checkpoint.optimizer, [scratch_name(n) for n, _ in module.named_parameters()]
+    current = optimizer.state_dict()
+    adam = isinstance(optimizer, torch.optim.Adam)
+    try:
+        if set(saved["state"]) != set(names):
+            raise ValueError(f"optimizer state names {sorted(saved['state'])} are not the model's")
+        state = {}
+        for i, (name, p) in enumerate(module.named_parameters()):
+            buffers = {k: torch.from_numpy(np.array(v, dtype=np.float32 if p.dtype == torch.float32 else None))
+                       for k, v in saved["state"][scratch_name(name)].items()}
+            if adam:
+                buffers["step"] = torch.tensor(float(saved["steps"]))
+            state[i] = buffers
+        optimizer.load_state_dict({"state": state,
+                                   "param_groups": [{**current["param_groups"][0], "lr": float(saved["lr"])}]})
+        if (scheduler is None) != (checkpoint.scheduler is None):
+            raise ValueError("the run's learning-rate schedule differs")
+        if scheduler is not None:
+            fresh = scheduler.state_dict()
+            if (set(checkpoint.scheduler) != set(fresh)
+                    or any(type(checkpoint.scheduler[k]) is not type(v) for k, v in fresh.items())
+                    or checkpoint.scheduler["last_epoch"] != checkpoint.epoch):
+                raise ValueError(f"scheduler state does not fit {checkpoint.epoch} finished epochs")
+            scheduler.load_state_dict(checkpoint.scheduler)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{checkpoint.path}: state does not fit this run ({e})") from None
+
+
 def _module_dtype(module: nn.Module) -> torch.dtype:
     return next(module.parameters()).dtype
 
@@ -157,7 +206,7 @@ def evaluate_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: 
     dtype = _module_dtype(module)
     with torch.no_grad():
         np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-        logits = torch.cat([module(torch.from_numpy(_train.gather(x, slice(i, i + batch_size), np_dtype)))
+        logits = torch.cat([module(torch.from_numpy(data.gather(x, slice(i, i + batch_size), np_dtype)))
                             for i in range(0, len(x), batch_size)])
         labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
         loss = nn.functional.cross_entropy(logits, labels).item()
@@ -177,7 +226,7 @@ def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 
 
     It runs the same loop as ``fit``, :func:`lenet_core.train.train_loop`: one
     ``np.random.default_rng(seed)`` drives :func:`lenet_core.data.batches` and
-    then :func:`lenet_core.train.random_shift` batch after batch (so seed and ``augment`` give the same
+    then :func:`lenet_core.data.random_shift` batch after batch (so seed and ``augment`` give the same
     images in the same order), the loss is the mean cross-entropy of each batch, ``loss`` and
     ``train_acc`` are running averages over the epoch, the schedule steps once per epoch, then
     ``validation=(x_val, y_val)`` is evaluated. Computation happens in the module's dtype.

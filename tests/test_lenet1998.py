@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from lenet_core import Flatten, Linear, MSELoss, Sequential, SoftmaxCrossEntropy, Tanh
-from lenet_core import functional as Fn
-from lenet_core.gradcheck import (check_layer, check_model, gauss_newton_diagonal, numerical_gradient,
-                                  relative_error)
+from lenet_core import (AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, MSELoss, ReLU, Sequential, Sigmoid,
+                        SoftmaxCrossEntropy, Tanh)
+from lenet_core import functional
+from lenet_core.gradcheck import (check_gauss_newton, check_layer, check_model, gauss_newton_diagonal,
+                                  numerical_gradient, relative_error)
 from lenet_core.lenet1998 import (A, BACKGROUND, FOREGROUND, MLP, SDLM, LeNet5_1998, PartialConv2d, RBFLoss,
                                   RBFOutput, ScaledTanh, Subsampling2d, estimate_curvature, prepare_1998,
                                   random_affine, rbf_codes, sdlm_learning_rate, trainable_parameters)
@@ -143,6 +144,48 @@ def test_sdlm_schedule_and_step():
     assert p["w"] == pytest.approx([1 - 5.0, 2 - 0.1, 3 - 0.01])
 
 
+GN_LAYERS = [
+    ("conv", lambda: Conv2d(2, 3, 3, rng=0), (2, 2, 5, 5)),
+    ("conv, stride 2, pad 1", lambda: Conv2d(2, 2, 3, stride=2, padding=1, rng=0), (1, 2, 5, 5)),
+    ("conv, whole image (C5)", lambda: Conv2d(3, 4, 3, rng=0), (2, 3, 3, 3)),
+    ("linear", lambda: Linear(5, 3, rng=0), (4, 5)),
+    ("avg pool", lambda: AvgPool2d(2), (2, 2, 4, 4)),
+    ("max pool", lambda: MaxPool2d(2), (2, 2, 4, 4)),
+    ("tanh", lambda: Tanh(), (2, 3, 2, 2)),
+    ("sigmoid", lambda: Sigmoid(), (2, 3, 2, 2)),
+    ("relu", lambda: ReLU(), (2, 3, 2, 2)),
+    ("flatten", lambda: Flatten(), (2, 3, 2, 2)),
+] + [c for c in LAYERS if c[0] != "RBF output"]
+
+
+@pytest.mark.parametrize("name,make,shape", GN_LAYERS, ids=[c[0] for c in GN_LAYERS])
+def test_gauss_newton_of_every_layer_is_its_jacobian_squared(rng, name, make, shape):
+    """Each layer's gauss_newton: sum_i D_i (dy_i/dx_j)^2 and sum_i D_i (dy_i/dw_k)^2, from backward's rows."""
+    result = check_gauss_newton(make(), rng.standard_normal(shape))
+    assert result.passed(1e-12), (name, dict(result))
+
+
+def test_gauss_newton_of_rbf_units_is_their_second_derivative(rng):
+    """Each RBF penalty is a parabola in x (d2y_i/dx_j^2 = 2): the paper keeps that term, not (dy/dx)^2."""
+    layer, x = RBFOutput(dtype=np.float64), rng.standard_normal((3, 84))
+    d2out = rng.uniform(0.5, 1.5, (3, 10))
+    layer.forward(x)
+    d2x, h = layer.gauss_newton(d2out)
+    step, j = 1e-2, 5
+    shifted = [x.copy() for _ in range(3)]
+    shifted[0][:, j] += step
+    shifted[2][:, j] -= step
+    f = [(layer.forward(v) * d2out).sum(axis=1) for v in shifted]
+    assert h == {} and d2x.shape == x.shape
+    assert relative_error(d2x[:, j], (f[0] - 2 * f[1] + f[2]) / step ** 2) < 1e-8
+
+
+def test_a_layer_without_gauss_newton_says_so():
+    from lenet_core.layers import Layer
+    with pytest.raises(NotImplementedError, match="Gauss-Newton"):
+        Layer().gauss_newton(np.zeros(2))
+
+
 def test_curvature_is_the_gauss_newton_diagonal_where_that_is_exact(rng):
     """With one output unit every weight has one path to it: the paper's recursion (squared weights,
     squared derivatives) is then the exact Gauss-Newton diagonal, which torch computes from the Jacobian."""
@@ -193,7 +236,7 @@ def test_curvature_of_shared_weights_sums_over_connections(rng):
     h = estimate_curvature(model, x, np.array([0, 2]), MSELoss())
     d2_o = np.full((2, 3), 2 / 3)
     d2_a = (d2_o @ model["O"].params["W"] ** 2).reshape(2, 16, 2, 2)
-    _, hW, hb = Fn.conv2d_backward_naive(d2_a, x ** 2, (conv.params["W"] * conv.mask) ** 2)
+    _, hW, hb = functional.conv2d_backward_naive(d2_a, x ** 2, (conv.params["W"] * conv.mask) ** 2)
     assert relative_error(h["C.W"], hW * conv.mask / 2) < 1e-12
     assert relative_error(h["C.b"], hb / 2) < 1e-12
     assert np.all(h["C.W"][~C3_TABLE.T] == 0)
@@ -225,6 +268,19 @@ def test_fit_1998_re_estimates_the_curvature_early(mnist, monkeypatch):
     lenet1998.fit_1998(LeNet5_1998(seed=0), x, y, epochs=2, hessian_samples=32, early_curvature_every=None,
                        quiet=True)
     assert len(calls) == 2                                                # the paper: once per pass
+
+
+def test_fit_1998_takes_the_names_of_optims_table(mnist):
+    """Besides "sdlm", any optimizer and schedule of lenet_core.optim's one table; other names are refused."""
+    from lenet_core.lenet1998 import fit_1998
+    x, y = prepare_1998(mnist.x_train[:64]), mnist.y_train[:64]
+    history = fit_1998(LeNet5_1998(seed=0), x, y, epochs=2, optimizer="adam", lr=1e-3, schedule="step",
+                       quiet=True)
+    assert history["lr"] == [1e-3, 1e-4]                              # StepLR: step_size max(1, 2 // 3)
+    with pytest.raises(ValueError, match="choose 'sdlm' or one of 'sgd', 'momentum', 'adam'"):
+        fit_1998(LeNet5_1998(seed=0), x, y, epochs=1, optimizer="rmsprop", quiet=True)
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        fit_1998(LeNet5_1998(seed=0), x, y, epochs=1, optimizer="sgd", schedule="linear", quiet=True)
 
 
 # ----------------------------------------------------------------------------------------------

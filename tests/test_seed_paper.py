@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from lenet_core import Conv2d, functional as fn
+from lenet_core import Conv2d, functional
 from lenet_core import seed_paper as S
 from lenet_core.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 from lenet_core.losses import softmax
@@ -27,7 +27,7 @@ def test_vectorised_printed_backward_equals_the_printed_loops(conv_case):
     x, W, dout = conv_case
     dx, dW, db = S.conv_backward_as_printed(dout, x, W)
     assert np.allclose(S.conv_input_grad_as_printed(dout, W, x.shape), dx, atol=1e-12)
-    true_dx, true_dW, true_db = fn.conv2d_backward_naive(dout, x, W)
+    true_dx, true_dW, true_db = functional.conv2d_backward_naive(dout, x, W)
     assert np.allclose(dW, true_dW) and np.allclose(db, true_db)       # its dW and db are right
     assert not np.allclose(dx, true_dx)                                 # its dX is not
 

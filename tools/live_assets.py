@@ -5,12 +5,13 @@ digits, and the live explorers of chapters 2 and 3 start from the training digit
 use. MNIST is never part of the repository, so these digits are not committed: when the HTML
 build finishes, this extension reads them with ``lenet_core.data.load_mnist(download=False)``
 (``$LENET_MNIST_DIR`` or the user cache; it never downloads) and writes
-``_static/live/mnist_test_digits.js`` and ``_static/live/mnist_explorer_digits.js`` into the
+``_static/live/mnist_test_digits.js``, ``_static/live/mnist_explorer_digits.js`` and
+``_static/live/mnist_train_digits.js`` (the Train panel's 10,000 training digits) into the
 output, through ``tools/export_weights_js.py``'s :func:`digits_scripts`.
 
-Without MNIST on the building machine the two scripts set their variables to ``null``: the pages
-still load with no error, the playground offers drawing only and the explorers use a digit drawn
-from strokes (each page says so).
+Without MNIST on the building machine the three scripts set their variables to ``null``: the pages
+still load with no error, the playground offers drawing only (and no training) and the explorers
+use a digit drawn from strokes (each page says so).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def _write_digits(app, exception):
     except MNISTError as error:
         logger.info(f"live pages: MNIST not found ({error}); the playground will offer drawing only")
         scripts = {"mnist_test_digits.js": EMPTY.format(variable="MNIST_TEST_DIGITS"),
-                   "mnist_explorer_digits.js": EMPTY.format(variable="MNIST_EXPLORER_DIGITS")}
+                   "mnist_explorer_digits.js": EMPTY.format(variable="MNIST_EXPLORER_DIGITS"),
+                   "mnist_train_digits.js": EMPTY.format(variable="MNIST_TRAIN_DIGITS")}
     for name, text in scripts.items():
         (folder / name).write_text(text)
 

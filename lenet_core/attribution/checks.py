@@ -44,7 +44,10 @@ CASCADE = ("OUT", "F6", "C5", "C3", "C1")
 # ----------------------------------------------------------------------------------------------
 
 def rankdata(a) -> np.ndarray:
-    """Ranks 1..D along the last axis, ties getting the average of their ranks (float64)."""
+    """Ranks 1..D along the last axis, ties getting the average of their ranks (float64).
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     a = np.asarray(a, dtype=np.float64)
     flat = a.reshape(-1, a.shape[-1])
     out = np.empty_like(flat)
@@ -65,6 +68,8 @@ def spearman(a, b) -> np.ndarray:
 
     The Pearson correlation of the (tie-averaged) ranks of the flattened maps; NaN where a map is
     constant (its ranks have no spread).
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
     """
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.ndim < 2:
@@ -79,7 +84,10 @@ def spearman(a, b) -> np.ndarray:
 
 
 def scale_maps(a) -> np.ndarray:
-    """``|a|`` divided by its maximum, per map: (N, ...) -> values in [0, 1] (an all-zero map stays 0)."""
+    """``|a|`` divided by its maximum, per map: (N, ...) -> values in [0, 1] (an all-zero map stays 0).
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     a = np.abs(np.asarray(a, dtype=np.float64))
     top = a.reshape(len(a), -1).max(axis=1).reshape(-1, *([1] * (a.ndim - 1)))
     return np.divide(a, top, out=np.zeros_like(a), where=top > 0)
@@ -94,6 +102,8 @@ def ssim(a, b, *, data_range: float = 1.0, sigma: float = 1.5, size: int = 11,
     image (no padding); ``SSIM = (2 mu_a mu_b + C1)(2 s_ab + C2) / ((mu_a^2 + mu_b^2 + C1)(s_a^2 + s_b^2 + C2))``
     with ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2``, ``L = data_range``, averaged over the positions.
     1 for identical images. Use :func:`scale_maps` first to compare attribution magnitudes.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim < 3:
@@ -126,7 +136,10 @@ def ssim(a, b, *, data_range: float = 1.0, sigma: float = 1.5, size: int = 11,
 def reinitialized(model, layers, seed=0):
     """A copy of ``model`` (a LeNet-5) whose ``layers`` (names such as ``"OUT"``) are re-initialised
     as a fresh :func:`lenet_core.model.LeNet5` initialises them (``LeNet5(seed)``'s values); the
-    other layers keep their weights. ``model`` itself is not changed."""
+    other layers keep their weights. ``model`` itself is not changed.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     fresh = LeNet5(seed=seed, dtype=model.dtype).parameters()
     state = model.state_dict()
     names = set(layers)
@@ -143,7 +156,10 @@ def reinitialized(model, layers, seed=0):
 
 def cascading_randomization(model, seed=0, order=CASCADE):
     """``[(layer, model with order[0..k] re-initialised), ...]`` for k = 0..len(order) - 1: the
-    cascade of Adebayo et al. from the output layer down to the first (all from ``LeNet5(seed)``)."""
+    cascade of Adebayo et al. from the output layer down to the first (all from ``LeNet5(seed)``).
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     return [(layer, reinitialized(model, order[:k + 1], seed)) for k, layer in enumerate(order)]
 
 
@@ -153,7 +169,10 @@ def cascading_randomization(model, seed=0, order=CASCADE):
 
 def pixel_order(scores, seed=0) -> np.ndarray:
     """For each map of ``scores`` (N, ...) the flat pixel indices from the highest score to the
-    lowest, ties in a random order (``np.random.default_rng(seed)``): (N, D) int."""
+    lowest, ties in a random order (``np.random.default_rng(seed)``): (N, D) int.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     s = np.asarray(scores, dtype=np.float64).reshape(len(scores), -1)
     tiebreak = np.random.default_rng(seed).random(s.shape)
     return np.lexsort((tiebreak, -s), axis=-1)
@@ -169,6 +188,8 @@ def deletion_insertion(model, x, target, order, baseline, *, mode: str = "deleti
     After step k of ``steps`` the first ``k * 1024 / steps`` pixels of the order are
     replaced/revealed. Returns the softmax probability of ``target``: (N, steps + 1), column 0 the
     unchanged image (deletion) or the baseline (insertion), the last column the other end.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"unknown mode {mode!r}; choose 'deletion' or 'insertion'")
@@ -200,7 +221,10 @@ def deletion_insertion(model, x, target, order, baseline, *, mode: str = "deleti
 
 
 def curve_auc(curves) -> np.ndarray:
-    """Area under each curve (N, K + 1) over the fraction of pixels, 0 to 1 (trapezoid rule): (N,)."""
+    """Area under each curve (N, K + 1) over the fraction of pixels, 0 to 1 (trapezoid rule): (N,).
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     c = np.asarray(curves, dtype=np.float64)
     k = c.shape[-1] - 1
     return (c[..., 1:] + c[..., :-1]).sum(axis=-1) / (2 * k)
@@ -227,6 +251,8 @@ def standard_methods(pool, *, seed=0, smooth_samples=16, ig_steps=32, sg_ig_samp
     same samples for the same images. ``baseline`` (one per image) is used by gradient x input
     (``x - x'``), IG, SmoothGrad on IG and occlusion; the others ignore it. IG uses captum's
     Gauss-Legendre rule.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
     """
     def noise(x, samples):
         return gaussian_noise(x, samples, SMOOTHGRAD_STDEV, seed=seed)

@@ -62,7 +62,7 @@ import numbers
 
 import numpy as np
 
-from ..data import MNIST_MEAN, MNIST_STD, normalize, prepare
+from ..data import MNIST_MEAN, MNIST_STD, check_labels, normalize, prepare
 from ..layers import input_grad
 from ..losses import softmax
 
@@ -105,10 +105,7 @@ def _targets(target, n: int) -> np.ndarray:
         t = np.full(n, int(t))
     elif t.shape != (n,):
         raise ValueError(f"target must be one class or {n} classes (one per image), got shape {t.shape}")
-    bad = t[(t < 0) | (t >= NUM_CLASSES)]
-    if bad.size:
-        raise ValueError(f"target {int(bad[0])} is outside 0..{NUM_CLASSES - 1}")
-    return t.astype(np.int64)
+    return check_labels(t, NUM_CLASSES, what="target").astype(np.int64)
 
 
 def _check_output(output: str) -> None:
@@ -133,6 +130,8 @@ def quadrature(method: str = "riemann_trapezoid", steps: int = 50) -> tuple[np.n
     points for middle, right and left, 51 of 500 for trapezoid). Every weight is rounded to
     float32, as captum's ``torch.tensor(step_sizes).float()`` does, so the weights are captum's
     exactly; the 1e-9 floor of Gauss-Legendre's convergence delta comes from that rounding.
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
     if method not in METHODS:
         raise ValueError(f"unknown integration method {method!r}; choose one of {METHODS}")
@@ -190,6 +189,8 @@ def model_output(model, x, target, output: str = "logit", batch_size: int = 1000
 
     ``output="logit"``: the target's logit; ``"probability"``: its softmax probability. Returns a
     float for one image, an array (N,) for a batch. Computed in the model's dtype.
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
     _check_output(output)
     xb, single = _as_batch(x)
@@ -205,6 +206,8 @@ def output_gradient(model, x, target, output: str = "logit"):
 
     x: (1, 32, 32) or (N, 1, 32, 32); returns F as a float or (N,), and dF/dx with the shape of x.
     (The backward pass also overwrites the model's parameter gradients.)
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
     _check_output(output)
     xb, single = _as_batch(x)
@@ -229,6 +232,8 @@ def integrated_gradients(model, x, target, baseline=None, steps: int = 50, metho
     convergence delta ``sum(attributions) - (F(x) - F(baseline))``, a float for one image and ``(N,)``
     for a batch. Raises ``ValueError`` naming the problem for a target outside 0..9, an image of the
     wrong shape, or a baseline whose shape differs from the image's.
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
     _check_output(output)
     alphas, weights = quadrature(method, steps)
@@ -281,6 +286,8 @@ def gaussian_blur(x, sigma: float) -> np.ndarray:
     A separable kernel ``exp(-d^2 / (2 sigma^2))``, normalised to sum 1, truncated at
     ``ceil(3 sigma)`` pixels; borders are extended with the edge pixels (the black background of a
     prepared digit), so a constant image stays constant. ``sigma = 0`` returns a copy.
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
     x = np.asarray(x)
     if x.ndim < 2:
@@ -317,6 +324,8 @@ def make_baseline(kind: str, x, *, sigma: float = 3.0, seed=0, images=None) -> n
       ``(M, 28, 28)``, e.g. the training set), repeated for every image of ``x``;
     - ``"zero"``: all zeros, captum's default baseline, which after normalisation is the *mean pixel
       intensity* (a dim grey), not black.
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
     xb, _ = _as_batch(x, "the image a baseline is made for")
     x = np.asarray(x)
@@ -352,6 +361,8 @@ def torch_forward(module, output: str = "logit"):
     """The forward function to hand captum so that it attributes the same F as :func:`integrated_gradients`.
 
     ``"logit"``: the module itself (its forward returns logits); ``"probability"``: ``softmax(module(x))``.
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
     _check_output(output)
     if output == "logit":

@@ -84,6 +84,8 @@ def saliency(model, x, target, *, abs: bool = True, output: str = "logit", batch
     without the factor ``x_i - x'_i``; it says how F reacts to a small change of pixel i *here*,
     which for a saturated network is little. Equals captum's ``Saliency(twin).attribute(x, target,
     abs=abs)``. x: (1, 32, 32) or (N, 1, 32, 32); returns the shape of x.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
     """
     _check_output(output)
     xb, single, t = _prepare(x, target)
@@ -99,6 +101,8 @@ def input_x_gradient(model, x, target, baseline=None, *, output: str = "logit", 
     Relation to IG: it is IG with the integral replaced by its integrand at ``a = 1`` (a one-point
     Riemann sum); exact when F is linear along the path, far from it for a saturated network, so
     ``sum_i`` of it does not add up to ``F(x) - F(x')`` (no completeness).
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
     """
     _check_output(output)
     xb, single, t = _prepare(x, target)
@@ -113,7 +117,10 @@ def input_x_gradient(model, x, target, baseline=None, *, output: str = "logit", 
 
 def gaussian_noise(x, samples: int, stdev: float, seed=0) -> np.ndarray:
     """``samples`` draws of N(0, stdev^2) noise per image of ``x``: shape ``(N, samples, 1, 32, 32)``
-    (``(samples, 1, 32, 32)`` for one image), from ``np.random.default_rng(seed)``, in x's dtype."""
+    (``(samples, 1, 32, 32)`` for one image), from ``np.random.default_rng(seed)``, in x's dtype.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     xb, single = _as_batch(x)
     if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
@@ -141,6 +148,8 @@ def smoothgrad(model, x, target, noise, *, method: str = "saliency", nt_type: st
     for each of its samples. Relation to IG: SmoothGrad on IG is the average of IG over noisy inputs
     (each from the same baseline), so its completeness holds on average, for the noisy inputs:
     ``sum_i SG-IG_i = 1/S sum_s F(x + eps_s) - F(x')``.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
     """
     if method not in SMOOTHGRAD_METHODS:
         raise ValueError(f"unknown method {method!r} for SmoothGrad; choose one of {SMOOTHGRAD_METHODS}")
@@ -199,6 +208,8 @@ def occlusion_masks(window=4, stride=2, shape=(32, 32)) -> np.ndarray:
     multiple of s the last window runs past the edge and is cut off there (captum pads the window
     tensor with a negative amount). Positions run along the last axis fastest (captum's order).
     A stride larger than the window would skip pixels, so captum refuses it, and so does this.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
     """
     kh, kw = _pair(window, "window")
     sh, sw = _pair(stride, "stride")
@@ -234,6 +245,8 @@ def occlusion(model, x, target, *, window=4, stride=2, baseline=None, output: st
     it equals gradient x (x - x') and IG; in general the patch differences do not add up to
     ``F(x) - F(x')`` (no completeness), but they see the whole nonlinear change of F, where the
     gradient sees only its slope at x. Costs one forward pass per patch (no backward pass).
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
     """
     _check_output(output)
     xb, single, t = _prepare(x, target)
@@ -279,6 +292,8 @@ def gradient_shap(model, x, target, baselines, alphas, *, noise=None, output: st
     target=...)`` when ``baselines[i, s]`` is ``pool[idx[i * S + s]]`` with captum's
     ``idx = np.random.choice(len(pool), N * S)`` and ``alphas`` its following
     ``np.random.uniform(0, 1, N * S)`` (drawn after the indices), reshaped to ``(N, S)``.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
     """
     _check_output(output)
     xb, single, t = _prepare(x, target)
@@ -311,7 +326,10 @@ def gradient_shap(model, x, target, baselines, alphas, *, noise=None, output: st
 def draw_baselines(pool, n: int, samples: int, seed=0) -> tuple[np.ndarray, np.ndarray]:
     """``samples`` baselines per image drawn (with replacement) from ``pool`` ``(M, 1, 32, 32)``, and
     as many path points ``a ~ U(0, 1)``: returns ``(baselines (n, S, 1, 32, 32), alphas (n, S))``,
-    from ``np.random.default_rng(seed)``."""
+    from ``np.random.default_rng(seed)``.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     pool = np.asarray(pool)
     if pool.ndim != 4 or pool.shape[1:] != IMAGE_SHAPE or len(pool) == 0:
         raise ValueError(f"the baseline pool must have shape (M, 1, 32, 32) (prepared images), got {pool.shape}")
@@ -322,7 +340,10 @@ def draw_baselines(pool, n: int, samples: int, seed=0) -> tuple[np.ndarray, np.n
 
 def expected_gradients(model, x, target, pool, *, samples: int = 32, seed=0, output: str = "logit"):
     """Expected gradients: :func:`gradient_shap` with ``samples`` baselines per image drawn from
-    ``pool`` (e.g. prepared training images) and uniform path points (:func:`draw_baselines`)."""
+    ``pool`` (e.g. prepared training images) and uniform path points (:func:`draw_baselines`).
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     xb, single = _as_batch(x)
     baselines, alphas = draw_baselines(pool, len(xb), samples, seed)
     return _finish(gradient_shap(model, xb, target, baselines, alphas, output=output), single)

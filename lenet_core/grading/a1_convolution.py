@@ -8,7 +8,7 @@ b: (F,), out and dout: (N, F, OH, OW). Compared with :func:`lenet_core.functiona
 
 import numpy as np
 
-from .. import functional as Fn
+from .. import functional
 from .report import Case, Fail, Group, compare, compare_each, gradient_check, unpack
 
 #: the student build: data only (the notebook plots a digit); no convolution anywhere
@@ -49,16 +49,16 @@ def _inputs(rng, N, C, H, W, F, KH, KW):
 
 def _forward_case(name, rng, N, C, H, W, F, KH, KW, s, p):
     x, w, b = _inputs(rng, N, C, H, W, F, KH, KW)
-    expected = Fn.conv2d(x, w, b, s, p)[0]
+    expected = functional.conv2d(x, w, b, s, p)[0]
     return Case(name, "conv_forward", (x, w, b, s, p), lambda got: compare("output", got, expected),
                 unchanged=((0, "x"), (1, "W"), (2, "b")))
 
 
 def _backward_case(name, rng, N, C, H, W, F, KH, KW, s, p):
     x, w, b = _inputs(rng, N, C, H, W, F, KH, KW)
-    out, cols = Fn.conv2d(x, w, b, s, p)
+    out, cols = functional.conv2d(x, w, b, s, p)
     dout = rng.standard_normal(out.shape)
-    expected = Fn.conv2d_backward(dout, cols, x.shape, w, s, p)
+    expected = functional.conv2d_backward(dout, cols, x.shape, w, s, p)
 
     def check(got):
         compare_each(("dx", "dW", "db"), unpack(got, ("dx", "dW", "db")), expected)
@@ -68,12 +68,12 @@ def _backward_case(name, rng, N, C, H, W, F, KH, KW, s, p):
 
 def _gradcheck_case(name, rng, N, C, H, W, F, KH, KW, s, p):
     x, w, b = _inputs(rng, N, C, H, W, F, KH, KW)
-    R = rng.standard_normal(Fn.conv2d(x, w, b, s, p)[0].shape)
+    R = rng.standard_normal(functional.conv2d(x, w, b, s, p)[0].shape)
 
     def check(got):
         grads = unpack(got, ("dx", "dW", "db"))
         compare_each(("dx", "dW", "db"), grads, (x, w, b),
-                     lambda label, g, t: gradient_check(label, g, t, lambda: Fn.conv2d(x, w, b, s, p)[0], R))
+                     lambda label, g, t: gradient_check(label, g, t, lambda: functional.conv2d(x, w, b, s, p)[0], R))
     return Case(name, "conv_backward", (R, x, w, b, s, p), check)
 
 

@@ -8,7 +8,7 @@ and :class:`lenet_core.losses.SoftmaxCrossEntropy`.
 
 import numpy as np
 
-from .. import functional as Fn
+from .. import functional
 from ..losses import SoftmaxCrossEntropy
 from .report import Case, Fail, Group, as_array, compare, gradient_check, unpack
 
@@ -51,7 +51,7 @@ def forward_cases(mode):
     cases = []
     for i, (name, N, C, H, W, k, s) in enumerate(POOL_CASES):
         x = _pool_input(np.random.default_rng([0, 4, i]), (N, C, H, W), "negative" in name)
-        expected = Fn.pool2d(x, k, s, mode)[0]
+        expected = functional.pool2d(x, k, s, mode)[0]
         cases.append(Case(name, f"{mode}_pool_forward", (x, k, s),
                           lambda got, e=expected: compare("output", got, e), unchanged=((0, "x"),)))
     return cases
@@ -62,17 +62,17 @@ def backward_cases(mode):
     for i, (name, N, C, H, W, k, s) in enumerate(POOL_CASES):
         rng = np.random.default_rng([0, 5, i])
         x = _pool_input(rng, (N, C, H, W), "negative" in name)
-        out, cache = Fn.pool2d(x, k, s, mode)
+        out, cache = functional.pool2d(x, k, s, mode)
         dout = rng.standard_normal(out.shape)
-        expected = Fn.pool2d_backward(dout, cache, x.shape, k, s, mode)
+        expected = functional.pool2d_backward(dout, cache, x.shape, k, s, mode)
         cases.append(Case(name, f"{mode}_pool_backward", (dout, x, k, s),
                           lambda got, e=expected: compare("dx", got, e), unchanged=((0, "dout"), (1, "x"))))
     name, N, C, H, W, k, s = POOL_GRADCHECK
     rng = np.random.default_rng([0, 6, 0])
     x = _pool_input(rng, (N, C, H, W))
-    R = rng.standard_normal(Fn.pool2d(x, k, s, mode)[0].shape)
+    R = rng.standard_normal(functional.pool2d(x, k, s, mode)[0].shape)
     cases.append(Case(name, f"{mode}_pool_backward", (R, x, k, s),
-                      lambda got: gradient_check("dx", got, x, lambda: Fn.pool2d(x, k, s, mode)[0], R)))
+                      lambda got: gradient_check("dx", got, x, lambda: functional.pool2d(x, k, s, mode)[0], R)))
     return cases
 
 
@@ -81,9 +81,9 @@ def hidden_pool_cases():
     x = rng.permutation(2 * 3 * 9 * 8).reshape(2, 3, 9, 8) / 50.0
     cases = []
     for mode in ("avg", "max"):
-        out, cache = Fn.pool2d(x, 3, 2, mode)
+        out, cache = functional.pool2d(x, 3, 2, mode)
         dout = rng.standard_normal(out.shape)
-        expected = Fn.pool2d_backward(dout, cache, x.shape, 3, 2, mode)
+        expected = functional.pool2d_backward(dout, cache, x.shape, 3, 2, mode)
         cases.append(Case(f"hidden case: {mode} pooling", f"{mode}_pool_backward", (dout, x, 3, 2),
                           lambda got, e=expected: compare("dx", got, e)))
     return cases

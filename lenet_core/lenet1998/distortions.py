@@ -27,6 +27,8 @@ def random_affine(x: np.ndarray, rng, *, shift=DISTORTION["shift"], scale=DISTOR
     centre: the kinds of distortion the paper lists; the magnitudes (:data:`DISTORTION`) are our
     choice (the paper does not give them). Pixels that come from outside the image take the value
     of the image's corner pixel (the background). No loop over pixels or images.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
     n, c, h, w = x.shape
     rng = _rng(rng)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..losses import SoftmaxCrossEntropy
-from ..optim import make_optimizer, make_scheduler
+from ..optim import OPTIMIZERS, check_recipe_names, make_optimizer, make_scheduler
 from .distortions import random_affine
 from .layers import RBFLoss, RBFOutput, scores
 from .sdlm import SDLM, estimate_curvature, sdlm_learning_rate
@@ -19,7 +19,10 @@ __all__ = ["evaluate_1998", "fit_1998"]
 # ----------------------------------------------------------------------------------------------
 
 def evaluate_1998(model, x, y, loss_fn, batch_size=1000) -> tuple[float, float]:
-    """Mean loss and accuracy; the prediction is the argmax of :func:`scores` (the smallest RBF penalty)."""
+    """Mean loss and accuracy; the prediction is the argmax of :func:`scores` (the smallest RBF penalty).
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
     outs = np.concatenate([model.forward(x[i:i + batch_size].astype(model.dtype, copy=False))
                            for i in range(0, len(x), batch_size)])
     return loss_fn.forward(outs, y), float((scores(outs, loss_fn).argmax(axis=1) == y).mean())
@@ -27,8 +30,8 @@ def evaluate_1998(model, x, y, loss_fn, batch_size=1000) -> tuple[float, float]:
 
 def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_size=32, validation=None,
              distort=False, distortion=None, augment_shift=0, seed=0, hessian_samples=500, mu=0.02, lr=None,
-             weight_decay=5e-4, sdlm_reduction="mean", early_curvature_every=10, constant_lr=False,
-             progress=True, quiet=False):
+             weight_decay=5e-4, schedule="cosine", sdlm_reduction="mean", early_curvature_every=10,
+             constant_lr=False, progress=True, quiet=False, history=None, on_epoch_end=None):
     """Train ``model`` in place; return a :class:`lenet_core.train.History`.
 
     ``optimizer="sdlm"``: the paper's procedure. Before every pass the diagonal Hessian is
@@ -45,16 +48,24 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
     cap ``eta / mu``, become far too large; with the paper's single estimate per pass some seeds
     diverge in their first pass (``experiments/distortion_probe.py``, ``results/lenet1998_probe.json``).
     ``optimizer="momentum"``: the book's recipe (SGD, Nesterov momentum 0.9, lr 0.05, weight decay
-    5e-4, cosine schedule over ``epochs``) on the mean loss. ``loss_fn`` defaults to :class:`RBFLoss`
-    for an RBF output and :class:`~lenet_core.losses.SoftmaxCrossEntropy` otherwise.
+    5e-4, cosine schedule over ``epochs``) on the mean loss; ``optimizer`` may be any name of
+    :data:`lenet_core.optim.OPTIMIZERS` and ``schedule`` any of :data:`~lenet_core.optim.SCHEDULES`.
+    ``loss_fn`` defaults to :class:`RBFLoss` for an RBF output and
+    :class:`~lenet_core.losses.SoftmaxCrossEntropy` otherwise.
     ``distort`` draws a fresh :func:`random_affine` distortion of every image at every pass, with
     the ranges ``distortion`` (a dict of :func:`random_affine`'s keywords; default :data:`DISTORTION`);
-    ``augment_shift=k`` shifts by up to k pixels instead (:func:`lenet_core.train.random_shift`).
+    ``augment_shift=k`` shifts by up to k pixels instead (:func:`lenet_core.data.random_shift`).
     ``validation=(x_val, y_val)`` is evaluated after each pass. ``constant_lr`` keeps the first rate
     throughout (no schedule), for short sanity checks. The loop is :func:`lenet_core.train.train_loop`,
     the one every trainer shares: it stops with a :class:`~lenet_core.train.DivergenceError` when a
     batch's loss is not finite or rises tenfold above its start (an RBF network stuck with F6
     saturated sits there).
+    Resuming (``python -m lenet_core train --model lenet1998 --resume``): SDLM's state is re-made at the
+    start of every pass (the rate from the schedule, the curvature from ``seed``'s stream), so the
+    weights, ``seed`` as a ``np.random.Generator`` in the saved state and ``history`` (the passes done)
+    continue a run bit-identically; ``on_epoch_end(epoch, history)`` is called after every pass.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
     from ..train import train_loop
     if epochs < 1:
@@ -64,11 +75,13 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
     rng = np.random.default_rng(seed)          # curvature samples, batches and distortions: one stream
     if optimizer == "sdlm":
         opt, sched = SDLM(model.parameters(), lr=sdlm_learning_rate(1), mu=mu), None
-    elif optimizer == "momentum":
-        opt = make_optimizer("momentum", model.parameters(), lr or 0.05, weight_decay=weight_decay)
-        sched = None if constant_lr else make_scheduler("cosine", opt, epochs)
+    elif optimizer in OPTIMIZERS:
+        check_recipe_names(optimizer, schedule)
+        opt = make_optimizer(optimizer, model.parameters(), lr or 0.05, weight_decay=weight_decay)
+        sched = None if constant_lr else make_scheduler(schedule, opt, epochs)
     else:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose 'sdlm' or 'momentum'")
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose 'sdlm' or one of "
+                         f"{', '.join(repr(k) for k in OPTIMIZERS)}")
     state = {"epoch": 0, "updates": 0}
 
     def new_curvature():
@@ -104,6 +117,6 @@ def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_si
                       optimizer_settings=lambda: (opt.lr, getattr(opt, "weight_decay", 0.0), False),
                       scheduler=sched, augment=0 if distort else augment_shift,
                       transform=distort_batch if distort else None, seed=rng, quiet=quiet,
-                      progress=progress, on_epoch_start=start_pass,
+                      progress=progress, on_epoch_start=start_pass, history=history, on_epoch_end=on_epoch_end,
                       validate=(lambda: evaluate_1998(model, *validation, loss_fn))
                       if validation is not None else None)

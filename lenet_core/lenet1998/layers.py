@@ -57,6 +57,8 @@ class ScaledTanh(Layer):
     ``f(1) = 1`` and ``f(-1) = -1`` (the paper's choice: the targets +-1 sit where the second
     derivative is largest, before saturation), ``f'(0) = A S ~ 1.14``.
     Backward: ``f'(x) = A S (1 - tanh^2) = S (A - y^2 / A)``, from the cached output ``y``.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
 
     def forward(self, x):
@@ -83,6 +85,8 @@ class Subsampling2d(Layer):
     Parameters: ``coeff`` (C,), ``b`` (C,): two per map, 12 for S2 and 32 for S4. The squashing
     function is a separate layer after it. Backward: ``dcoeff[c] = sum dout * s``,
     ``db[c] = sum dout``, and every pixel of a window receives ``coeff[c] * dout``.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
 
     def __init__(self, channels, *, rng=None, dtype=np.float32, init="1998"):
@@ -139,6 +143,8 @@ class PartialConv2d(Conv2d):
     optimizer ever moves them. Trainable parameters: ``kh*kw*table.sum() + out`` (1,516 for C3),
     see :attr:`num_trainable`. Each map's weights start from ``U(-2.4/F, 2.4/F)`` with ``F`` its own
     fan-in (75, 100 or 150 for C3).
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
 
     def __init__(self, table, kernel_size, *, rng=None, dtype=np.float32, init="1998"):
@@ -179,6 +185,17 @@ class PartialConv2d(Conv2d):
         self.grads["W"] = self.grads["W"] * self.mask
         return dx
 
+    def gauss_newton(self, d2out):
+        """Conv2d's, with the masked weights; the absent connections get zero curvature."""
+        W = self.params["W"]
+        self.params["W"] = W * self.mask
+        try:
+            d2x, h = super().gauss_newton(d2out)
+        finally:
+            self.params["W"] = W
+        h["W"] = h["W"] * self.mask
+        return d2x, h
+
     def extra_repr(self):
         return f"{super().extra_repr()}, connections={int(self.table.sum())} of {self.table.size} (Table I)"
 
@@ -210,7 +227,10 @@ DIGIT_BITMAPS = {
 
 
 def rbf_codes(dtype=np.float64) -> np.ndarray:
-    """The ten fixed RBF parameter vectors, (10, 84): row ``i`` is digit ``i``'s 7x12 bitmap as +-1."""
+    """The ten fixed RBF parameter vectors, (10, 84): row ``i`` is digit ``i``'s 7x12 bitmap as +-1.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
     return np.array([[1.0 if ch == "#" else -1.0 for row in DIGIT_BITMAPS[d] for ch in row]
                      for d in range(10)], dtype=dtype)
 
@@ -222,6 +242,8 @@ class RBFOutput(Layer):
     prediction is the class with the smallest penalty. The codes ``w`` (10, 84), :func:`rbf_codes`,
     are fixed, so the layer has no trainable parameters (``params`` is empty); they live in
     ``self.codes``. Backward: ``dx[n, j] = 2 sum_i dout[n, i] (x[n, j] - w[i, j])``.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
 
     def __init__(self, codes=None, dtype=np.float32):
@@ -270,6 +292,8 @@ class RBFLoss:
     ``cache`` holds ``q`` and ``onehot`` (as every loss of :mod:`lenet_core.losses` does).
     :meth:`curvature` (for SDLM) is the per-sample Gauss-Newton second derivative with respect to y:
     1 for the correct class's penalty (the loss is linear in it), 0 for the competitive term.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
 
     def __init__(self, j: float = 100.0):
@@ -303,7 +327,10 @@ class RBFLoss:
 
 
 def scores(model_output, loss_fn) -> np.ndarray:
-    """Scores whose argmax is the prediction: ``-y`` for RBF penalties, the output itself otherwise."""
+    """Scores whose argmax is the prediction: ``-y`` for RBF penalties, the output itself otherwise.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
     return -model_output if isinstance(loss_fn, RBFLoss) else model_output
 
 
@@ -345,7 +372,10 @@ def _init_conv(layer, fan_in, rng, init):
 
 
 def init_1998(layer, rng, init="1998"):
-    """Redraw a Conv2d's or Linear's weights and biases from U(-2.4/F, 2.4/F), F = the unit's fan-in."""
+    """Redraw a Conv2d's or Linear's weights and biases from U(-2.4/F, 2.4/F), F = the unit's fan-in.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
     W = layer.params["W"]
     fan_in = int(np.prod(W.shape[1:]))
     _init_conv(layer, fan_in, rng, init)
@@ -358,6 +388,8 @@ def prepare_1998(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     Padded to 32x32 with background first, then pixel ``p`` in 0..255 becomes
     ``-0.1 + 1.275 p / 255`` (the paper: white -0.1, black 1.175, which makes the mean roughly 0 and
     the variance roughly 1).
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(f"expected digits of shape (N, 28, 28), got shape {images.shape}")
@@ -396,6 +428,8 @@ def LeNet5_1998(seed=0, dtype=np.float32, *, output="rbf", activation="scaled_ta
     softmax cross-entropy or MSE), ``activation="tanh"``/``"relu"``, ``c3="full"``,
     ``pooling="avg"``/``"max"`` (no parameters, no activation after it, as in :func:`LeNet5`),
     ``init="lecun"`` (``U(-sqrt(3/F), sqrt(3/F))``, zero biases).
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
     rng = _rng(seed)
     if pooling not in ("trainable", "avg", "max"):
@@ -435,6 +469,8 @@ def MLP(hidden=57, seed=0, dtype=np.float32, *, activation="tanh") -> Sequential
 
     ``hidden=57`` gives 59,005 parameters, about LeNet-5's 60,000: the ablation lab's answer to "is it
     the convolutions, or just the parameters?".
+
+    Explained in chapter 12 (book/ch12_ablation.ipynb).
     """
     rng = _rng(seed)
     return Sequential(("flatten", Flatten()), ("H", Linear(1024, hidden, rng=rng, dtype=dtype)),
@@ -442,7 +478,10 @@ def MLP(hidden=57, seed=0, dtype=np.float32, *, activation="tanh") -> Sequential
 
 
 def trainable_parameters(model) -> int:
-    """Trainable parameters: every parameter entry, minus the entries a partial table holds at zero."""
+    """Trainable parameters: every parameter entry, minus the entries a partial table holds at zero.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
     total = 0
     for layer in model:
         n = sum(p.size for p in layer.params.values())

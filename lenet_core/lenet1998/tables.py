@@ -47,6 +47,8 @@ def partial_conv_parameters(table, kernel_size) -> int:
     own kh x kw kernel, every output map one bias: ``kh * kw * table.sum() + out_maps``.
     With :data:`C3_TABLE` and 5x5 kernels: 25 * 60 + 16 = 1,516. A full table gives the usual
     ``out * (in * kh * kw + 1)``.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
     """
     table = np.asarray(table, dtype=bool)
     if table.ndim != 2:
@@ -56,7 +58,10 @@ def partial_conv_parameters(table, kernel_size) -> int:
 
 
 def format_connection_table(table, mark: str = "X") -> str:
-    """A connection table as text in the layout of the paper's Table I: rows = input maps, columns = output maps."""
+    """A connection table as text in the layout of the paper's Table I: rows = input maps, columns = output maps.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
+    """
     table = np.asarray(table, dtype=bool)
     n_in, n_out = table.shape
     width = max(2, len(str(n_out - 1)))
@@ -67,7 +72,10 @@ def format_connection_table(table, mark: str = "X") -> str:
 
 
 class PaperRow(NamedTuple):
-    """One layer of LeNet-5 as published: trainable and fixed parameters, and connections."""
+    """One layer of LeNet-5 as published: trainable and fixed parameters, and connections.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
+    """
     name: str
     kind: str
     output_shape: tuple
@@ -88,6 +96,8 @@ def lecun1998_table(c3_table=C3_TABLE) -> list[PaperRow]:
 
     A connection is one multiply (or bias) that a unit applies: the paper's totals are 60,000 trainable
     parameters and 340,908 connections.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
     """
     c3_table = np.asarray(c3_table, dtype=bool)
     k = 5
@@ -112,7 +122,10 @@ def lecun1998_table(c3_table=C3_TABLE) -> list[PaperRow]:
 
 
 def format_paper_table(rows: list[PaperRow]) -> str:
-    """The rows of :func:`lecun1998_table` as a text table with totals."""
+    """The rows of :func:`lecun1998_table` as a text table with totals.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
+    """
     header = ["layer", "type", "output", "trainable", "fixed", "connections"]
     body = [[r.name, r.kind, shape_text(r.output_shape), f"{r.trainable:,}", f"{r.fixed:,}", f"{r.connections:,}"]
             for r in rows]

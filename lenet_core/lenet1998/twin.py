@@ -27,11 +27,22 @@ __all__ = ["TorchScaledTanh", "TorchSubsampling2d", "TorchPartialConv2d", "Torch
 
 
 class TorchScaledTanh(nn.Module):
+    """``A tanh(S x)`` in PyTorch (:class:`lenet_core.lenet1998.ScaledTanh`).
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
+
     def forward(self, x):
         return L.A * torch.tanh(L.S * x)
 
 
 class TorchSubsampling2d(nn.Module):
+    """S2/S4 in PyTorch: 2x2 window sums times a coefficient plus a bias, per map
+    (:class:`lenet_core.lenet1998.Subsampling2d`).
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
+
     def __init__(self, channels):
         super().__init__()
         self.coeff = nn.Parameter(torch.zeros(channels))
@@ -43,6 +54,11 @@ class TorchSubsampling2d(nn.Module):
 
 
 class TorchPartialConv2d(nn.Conv2d):
+    """C3 in PyTorch: a convolution with Table I's connections (:class:`lenet_core.lenet1998.PartialConv2d`).
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
+
     def __init__(self, table, kernel_size):
         table = np.asarray(table, dtype=bool)
         super().__init__(table.shape[0], table.shape[1], kernel_size)
@@ -53,6 +69,11 @@ class TorchPartialConv2d(nn.Conv2d):
 
 
 class TorchRBFOutput(nn.Module):
+    """The RBF output units in PyTorch (:class:`lenet_core.lenet1998.RBFOutput`).
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
+
     def __init__(self):
         super().__init__()
         self.register_buffer("codes", torch.from_numpy(L.rbf_codes(np.float32)))
@@ -63,7 +84,10 @@ class TorchRBFOutput(nn.Module):
 
 
 def rbf_loss_torch(penalties: torch.Tensor, labels: torch.Tensor, j: float = 100.0) -> torch.Tensor:
-    """Eq. 9: ``mean_n [ y[n, D_n] + log(exp(-j) + sum_i exp(-y[n, i])) ]``."""
+    """Eq. 9: ``mean_n [ y[n, D_n] + log(exp(-j) + sum_i exp(-y[n, i])) ]``.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
     n = penalties.shape[0]
     z = torch.cat([-penalties, torch.full((n, 1), -j, dtype=penalties.dtype)], dim=1)
     return (penalties[torch.arange(n), labels] + torch.logsumexp(z, dim=1)).mean()
@@ -71,7 +95,10 @@ def rbf_loss_torch(penalties: torch.Tensor, labels: torch.Tensor, j: float = 100
 
 class TorchLeNet5_1998(nn.Module):
     """(N, 1, 32, 32) -> RBF penalties (N, 10) (or logits with ``output="linear"``), the same
-    switches as :func:`lenet_core.lenet1998.LeNet5_1998`."""
+    switches as :func:`lenet_core.lenet1998.LeNet5_1998`.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
 
     def __init__(self, *, output="rbf", activation="scaled_tanh", c3="partial", pooling="trainable",
                  init="1998"):
@@ -101,13 +128,19 @@ class TorchLeNet5_1998(nn.Module):
 
 
 def torch_name_1998(name: str) -> str:
-    """``"C1.W"`` -> ``"net.C1.weight"``, ``"S2.b"`` -> ``"net.S2.bias"``, ``"S2.coeff"`` -> ``"net.S2.coeff"``."""
+    """``"C1.W"`` -> ``"net.C1.weight"``, ``"S2.b"`` -> ``"net.S2.bias"``, ``"S2.coeff"`` -> ``"net.S2.coeff"``.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
     layer, param = name.rsplit(".", 1)
     return f"net.{layer}.{ {'W': 'weight', 'b': 'bias'}.get(param, param) }"
 
 
 def to_torch_1998(model: Sequential) -> TorchLeNet5_1998:
-    """A :class:`TorchLeNet5_1998` with the same switches and a copy of ``model``'s weights, in its dtype."""
+    """A :class:`TorchLeNet5_1998` with the same switches and a copy of ``model``'s weights, in its dtype.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
     dtype = {np.dtype(np.float64): torch.float64}.get(model.dtype, torch.float32)
     module = TorchLeNet5_1998(**getattr(model, "config", {})).to(dtype)
     torch_params = dict(module.named_parameters())

@@ -13,7 +13,10 @@ __all__: list[str] = []
 # --- Architecture: parameters per layer, connection tables (chapters 5 and 11) ----------------
 
 def plot_parameter_counts(model_summary: ModelSummary, title: str | None = None):
-    """Bars: the parameters of every layer that has any, each bar labelled with its count and share."""
+    """Bars: the parameters of every layer that has any, each bar labelled with its count and share.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
+    """
 
     rows = [r for r in model_summary if r.params]
     if not rows:
@@ -33,6 +36,8 @@ def plot_connection_table(table, kernel_size: int = 5, title: str | None = None)
     """A connection table as a grid (rows: input maps, columns: output maps), filled where connected.
 
     Under each column: the number of input maps and the output map's parameters ``k*k*inputs + 1``.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
     """
 
     table = np.asarray(table, dtype=bool)

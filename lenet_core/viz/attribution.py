@@ -25,6 +25,8 @@ def plot_attribution(image, attribution, *, title: str | None = None, cmap: str 
     regions above ``contour * max|attribution|`` with solid (positive) and dashed (negative) lines,
     so the sign survives a greyscale print. Every panel has a title and axis labels.
     ``axes``: three matplotlib axes to draw into (a new figure otherwise). Returns the figure.
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
 
     img = np.squeeze(np.asarray(image, dtype=np.float64))
@@ -79,6 +81,8 @@ def plot_attribution_grid(images, attributions, *, col_labels, row_labels=None, 
     ``cbar_label``. ``max_cols``: at most this many maps per row; a digit with more maps continues on
     the next row (its digit drawn again), so wide grids fit the page. ``size``: inches per panel.
     Returns the figure.
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
 
     imgs = np.asarray(images, dtype=np.float64)
@@ -141,6 +145,8 @@ def plot_path_outputs(alphas, curves: dict, *, title: str = "F along the straigh
     """One panel per entry of ``curves`` (``{y-axis label: values (len(alphas),)}``): F along the path.
 
     Each panel draws the values against ``alphas`` with dots, labels its axes and is titled with its label.
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
 
     alphas = np.asarray(alphas, dtype=np.float64)
@@ -172,6 +178,8 @@ def plot_convergence(steps, rel_deltas: dict, *, title: str = "Convergence of In
     markers) and the range from the smallest to the largest digit (a band, named in the legend). Values below ``floor``
     (rounding error of float64) are drawn at ``floor``. With ``reference``, dotted guides of slope
     -1 and -2 (errors falling as 1/steps and 1/steps^2) are drawn through the first point.
+
+    Explained in chapter 9 (book/ch09_integrated_gradients.ipynb).
     """
 
     steps = np.asarray(steps, dtype=np.float64)
@@ -221,7 +229,10 @@ __all__ += ["plot_map_table", "plot_randomization", "plot_curves"]
 def plot_map_table(maps, *, row_labels, col_labels, title=None, size=1.0):
     """A table of attribution magnitudes: ``maps`` (R, C, ..., 32, 32), each drawn as ``|map| / max|map|``
     (what :func:`lenet_core.attribution.checks.ssim` compares) on one shared scale from 0 to 1, rows
-    labelled on the left, columns on top, one colour bar. Returns the figure."""
+    labelled on the left, columns on top, one colour bar. Returns the figure.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     m = np.asarray(maps, dtype=np.float64)
     r, c = m.shape[:2]
     if len(row_labels) != r or len(col_labels) != c:
@@ -249,7 +260,10 @@ def plot_randomization(methods: dict, *, threshold=None, title=None):
     """Two panels from a sanity-check record (``results["sanity"]["methods"]``): the median over the
     digits (line) and the quartiles (band) of the Spearman correlation of |map| and of the SSIM,
     against the cascade of re-initialised layers, with the shuffled-label network at the right.
-    ``threshold`` draws the pass/fail line on the Spearman panel. Returns the figure."""
+    ``threshold`` draws the pass/fail line on the Spearman panel. Returns the figure.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     names = list(methods)
     layers = [row["layer"] for row in methods[names[0]]["cascade"]]
     labels = ["trained"] + [f"+{layer}" if k else layer for k, layer in enumerate(layers)] + ["shuffled\nlabels"]
@@ -285,7 +299,10 @@ def plot_curves(baselines: dict, *, title=None):
     """Deletion and insertion curves from a faithfulness record (``results["faithfulness"]["baselines"]``):
     one row per baseline, the mean over digits of the class probability against the fraction of
     pixels removed (left) or revealed (right), one line per method, the random order dashed black with
-    its quartile band. Returns the figure."""
+    its quartile band. Returns the figure.
+
+    Explained in chapter 10 (book/ch10_trust_attributions.ipynb).
+    """
     kinds = list(baselines)
     fig, axes = plt.subplots(len(kinds), 2, figsize=(7.0, 3.2 * len(kinds)), squeeze=False,
                              layout="constrained", sharey=True)

@@ -70,6 +70,8 @@ def show_images(images, titles, *, suptitle: str | None = None, cmap: str = "gra
     images: a sequence of 2-D arrays (they may differ in size); titles: one string per image.
     ``center_zero`` uses a diverging colour map symmetric around 0 (for signed responses);
     ``vmin``/``vmax`` fix a common colour scale, otherwise every image gets its own.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
     """
     images = [_as_2d(f"images[{i}]", im) for i, im in enumerate(images)]
     if not images:
@@ -109,6 +111,8 @@ def plot_matrices(matrices, titles, *, suptitle: str | None = None, annotate: bo
     ``highlight``: an optional sequence (one entry per matrix, or ``None``) of boolean masks whose
     ``True`` cells get a red frame (e.g. the winners of a max pool). ``cell`` is the side of one
     matrix cell in inches, shrunk so that the figure is at most ``max_width`` inches wide.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     mats = [_as_2d(f"matrices[{i}]", m) for i, m in enumerate(matrices)]
     if not mats:
@@ -168,7 +172,10 @@ def plot_matrices(matrices, titles, *, suptitle: str | None = None, annotate: bo
 
 def plot_value_histograms(arrays, titles, *, suptitle: str | None = None, bins: int = 50,
                           xlabel: str = "pixel value") -> Figure:
-    """Histograms (log count) of the values of several arrays, one panel each, with mean and std."""
+    """Histograms (log count) of the values of several arrays, one panel each, with mean and std.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
+    """
     arrays = [np.asarray(a, dtype=np.float64).ravel() for a in arrays]
     if not arrays or any(a.size == 0 for a in arrays):
         raise ValueError("arrays must be a non-empty sequence of non-empty arrays")

@@ -16,6 +16,8 @@ def plot_digit_grid(images, labels, *, per_class: int = 10, num_classes: int = 1
 
     images: (N, H, W); labels: (N,) integers. ``rng`` (a seed or ``np.random.Generator``) picks the
     examples, so a seed gives the same grid. Raises ``ValueError`` if a class has too few examples.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
     """
     images = _as_images("images", images, 3)
     labels = np.asarray(labels)
@@ -46,6 +48,8 @@ def plot_pixel_values(image, *, title: str = "pixel values", fontsize: float = 7
 
     image: 2-D (e.g. 28x28 uint8). Values are formatted with ``fmt`` (``"{:d}"`` for integers,
     e.g. ``"{:.1f}"`` for floats).
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
     """
     img = np.asarray(image)
     _as_2d("image", img)
@@ -70,7 +74,10 @@ def plot_pixel_values(image, *, title: str = "pixel values", fontsize: float = 7
 
 
 def plot_class_counts(y_train, y_test, *, num_classes: int = 10) -> Figure:
-    """Grouped bars: how many training and test examples each class has, with the counts printed."""
+    """Grouped bars: how many training and test examples each class has, with the counts printed.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
+    """
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     for name, y in (("y_train", y_train), ("y_test", y_test)):
         if y.ndim != 1 or y.size == 0:
@@ -101,6 +108,8 @@ def plot_receptive_field_centres(image, *, kernel: int = 5, pad: int = 2) -> Fig
     inner square (dashed), so ink in the outer ``kernel // 2`` pixels is never at a centre. Right: the
     digit padded to 32x32; the 28x28 outputs are centred on every pixel of the original digit.
     A 5x5 receptive field is drawn in each corner.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
     """
     img = _as_2d("image", image)
     if kernel % 2 == 0 or kernel < 1:
@@ -134,7 +143,10 @@ def plot_receptive_field_centres(image, *, kernel: int = 5, pad: int = 2) -> Fig
 
 
 def plot_one_hot(labels, encoded) -> Figure:
-    """One-hot rows as a heat map: one row per example (labelled with its class), one column per class."""
+    """One-hot rows as a heat map: one row per example (labelled with its class), one column per class.
+
+    Explained in chapter 1 (book/ch01_mnist.ipynb).
+    """
     labels = np.asarray(labels)
     enc = _as_2d("encoded", encoded)
     if labels.shape != (enc.shape[0],):

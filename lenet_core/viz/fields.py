@@ -17,6 +17,8 @@ def plot_unit_gradients(image, gradients, titles, sizes, *,
 
     image: (H, W); gradients: a sequence of (H, W); titles: one per gradient; sizes: each unit's
     receptive field side (pixels), drawn as a dashed square around the gradient's non-zero part.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
     img = _as_2d("image", image)
     grads = [_as_2d(f"gradients[{i}]", g) for i, g in enumerate(gradients)]
@@ -43,7 +45,10 @@ def plot_unit_gradients(image, gradients, titles, sizes, *,
 
 
 def plot_top_patches(patches, values, row_labels, *, title: str = "Input patches that drive units most") -> Figure:
-    """Rows of input patches (M, k, s, s), strongest first, each titled with its unit's value."""
+    """Rows of input patches (M, k, s, s), strongest first, each titled with its unit's value.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
     patches = _as_images("patches", patches, 4)
     values = np.asarray(values)
     if values.shape != patches.shape[:2]:

@@ -17,6 +17,8 @@ def plot_computation_graph(nodes, edges, *, title: str = "Computation graph", fm
     ``label = value`` (forward, black) and ``dL/d(name) = grad`` (backward, red; ``grad=None`` to omit).
     edges: ``[(source, target, local_derivative_text), ...]``; an arrow from source to target, labelled
     (in blue) with the local derivative ``d target / d source`` that the chain rule multiplies in.
+
+    Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
     if not nodes:
         raise ValueError("nodes is empty")

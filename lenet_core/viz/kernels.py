@@ -35,6 +35,8 @@ def plot_kernel_responses(image, kernels: dict, *, ncols: int = 3) -> Figure:
 
     Responses come from :func:`filter2d` (cross-correlation, same size) and are drawn with a
     zero-centred colour map (red positive, blue negative) and a colour bar.
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     img = _as_2d("image", image)
     if not kernels:
@@ -60,7 +62,10 @@ def plot_kernel_responses(image, kernels: dict, *, ncols: int = 3) -> Figure:
 
 
 def kernel_explorer_figure(image, kernel, name: str = "kernel") -> Figure:
-    """One input, one kernel, one response, side by side, each with a colour bar (the widget's view)."""
+    """One input, one kernel, one response, side by side, each with a colour bar (the widget's view).
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
+    """
     img, k = _as_2d("image", image), _as_2d("kernel", kernel)
     r = filter2d(img, k)
     fig, axes = plt.subplots(1, 3, figsize=(COLUMN_INCHES, 2.9), layout="constrained")
@@ -84,6 +89,8 @@ def plot_kernel_gallery(images, kernels: dict, *, row_labels=None) -> Figure:
 
     This is the static version of the chapter's kernel explorer widget. ``row_labels``: one name
     per image (the columns' titles; the argument kept its name from the transposed layout).
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     imgs = _as_images("images", images, 3)
     if not kernels:

@@ -27,6 +27,8 @@ def plot_pool_windows(x, kernel_size: int, stride: int | None = None, mode: str 
     whose cells carry the same colours; for max pooling the winner of each window is circled.
 
     Overlapping windows (stride < kernel) are drawn slightly inset so that both frames stay visible.
+
+    Explained in chapter 3 (book/ch03_pooling.ipynb).
     """
     x = _as_2d("x", x)
     s = kernel_size if stride is None else stride
@@ -58,6 +60,8 @@ def plot_pool_backward(x, dout, kernel_size: int, stride: int | None = None, mod
 
     For max pooling the cells that received gradient (the first maximum of each window) are framed
     in red on the input.
+
+    Explained in chapter 3 (book/ch03_pooling.ipynb).
     """
     from .. import functional
 
@@ -82,7 +86,10 @@ def plot_pool_backward(x, dout, kernel_size: int, stride: int | None = None, mod
 
 
 def pool_explorer_figure(image, kernel_size: int, stride: int | None = None, mode: str = "max") -> Figure:
-    """A digit and its pooled version, side by side at the same display size (the widget's view)."""
+    """A digit and its pooled version, side by side at the same display size (the widget's view).
+
+    Explained in chapter 3 (book/ch03_pooling.ipynb).
+    """
     img = _as_2d("image", image)
     s = kernel_size if stride is None else stride
     out, _ = _pool(img, kernel_size, s, mode)
@@ -97,6 +104,8 @@ def plot_pool_gallery(image, kernel_sizes=(2, 3), strides=(1, 2, 3), modes=("avg
 
     The input digit sits alone in the first column of the first row. All panels share the input's
     colour scale, so avg and max pooling can be compared by eye.
+
+    Explained in chapter 3 (book/ch03_pooling.ipynb).
     """
     img = _as_2d("image", image)
     kernel_sizes, strides, modes = list(kernel_sizes), list(strides), list(modes)

@@ -17,7 +17,10 @@ def plot_loss_curves(curves: dict, *, window: int = 20, title: str = "Training l
                      xlabel: str = "training step (mini-batch)", ylabel: str = "training loss",
                      logy: bool = True) -> Figure:
     """One line per entry of ``curves`` (name -> per-step losses): the raw values faintly, their
-    moving average over ``window`` steps boldly, in the same colour."""
+    moving average over ``window`` steps boldly, in the same colour.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
     if not curves:
         raise ValueError("curves is empty")
     fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 4.2), layout="constrained")
@@ -57,6 +60,8 @@ def plot_history(histories, *, title: str = "Training history") -> Figure:
     A history is a mapping with per-epoch lists ``epoch``, ``loss``, ``train_acc``, ``val_loss`` and
     ``val_acc`` (a :class:`lenet_core.train.History`); training curves are dashed, test (validation)
     curves solid, one colour per history. Epochs without validation (``None``) are skipped.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
     if isinstance(histories, dict) and "epoch" in histories:
         histories = {"": histories}
@@ -100,6 +105,8 @@ def plot_confusion_matrix(cm, *, class_names=None, title: str = "Confusion matri
 
     Colours are on a log scale so that the few mistakes are visible next to the large diagonal;
     zero cells are left white.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
     """
     from matplotlib.colors import LogNorm
 
@@ -133,7 +140,10 @@ def plot_confusion_matrix(cm, *, class_names=None, title: str = "Confusion matri
 
 def plot_mistakes(images, labels, predictions, confidences, *, ncols: int = 6,
                   title: str = "Misclassified digits") -> Figure:
-    """A grid of digits (N, H, W), each titled with its true label, the prediction and its confidence."""
+    """A grid of digits (N, H, W), each titled with its true label, the prediction and its confidence.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
     images = _as_images("images", images, 3)
     n = len(images)
     labels, predictions, confidences = (np.asarray(a) for a in (labels, predictions, confidences))
@@ -160,7 +170,10 @@ def plot_mistakes(images, labels, predictions, confidences, *, ncols: int = 6,
 def plot_filters(W, *, title: str = "Learned filters", ncols: int | None = None, annotate: bool = False,
                  size: float = 1.9) -> Figure:
     """Convolution kernels ``W`` (F, 1, k, k) or (F, k, k) as images on one diverging colour scale
-    centred at 0 (red positive, blue negative), with one shared colour bar."""
+    centred at 0 (red positive, blue negative), with one shared colour bar.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
+    """
     W = np.asarray(W, dtype=np.float64)
     if W.ndim == 4:
         if W.shape[1] != 1:
@@ -197,6 +210,8 @@ def plot_feature_maps(maps, *, title: str = "Feature maps", ncols: int | None = 
     """Feature maps (C, H, W) of one image on one colour scale centred at 0, with a shared colour bar.
 
     ``image`` (2-D), if given, is drawn first in grey, with its own title.
+
+    Explained in chapter 5 (book/ch05_lenet5.ipynb).
     """
     maps = _as_images("maps", maps, 3).astype(np.float64)
     if maps.shape[0] == 0:
@@ -242,6 +257,8 @@ def plot_epoch_seconds(histories, *, title: str = "Training time per epoch") -> 
 
     A history is a mapping with per-epoch lists ``epoch`` and ``seconds`` (a
     :class:`lenet_core.train.History`).
+
+    Explained in chapter 8 (book/ch08_pytorch_twin.ipynb).
     """
     if isinstance(histories, dict) and "epoch" in histories:
         histories = {"": histories}
@@ -286,7 +303,10 @@ __all__ += ["plot_epoch_seconds"]
 def plot_history_overlay(histories: dict, *, title: str = "Training histories") -> Figure:
     """:func:`plot_history` for runs whose curves may coincide (a model and its twin): the same two
     panels, but each history is drawn wider and more transparent than the next, so a curve hidden
-    exactly under another still shows as a halo around it."""
+    exactly under another still shows as a halo around it.
+
+    Explained in chapter 8 (book/ch08_pytorch_twin.ipynb).
+    """
     if not isinstance(histories, dict) or "epoch" in histories or len(histories) < 2:
         raise ValueError("histories must map at least two names to histories: {name: history, ...}")
     if any(not name for name in histories):

@@ -3,8 +3,8 @@
  * the cross-correlation) and <div data-explorer="pool"> (chapter 3: pooling forward and backward)
  * and records them in window.LiveExplorers.
  *
- * The arithmetic is lenet_core's: viz.filter2d (cross-correlation, zero padding that keeps the
- * size) and functional.pool2d / pool2d_backward (no padding, output floor((H - K) / S) + 1, a max
+ * The arithmetic is lenet_core's: functional.conv2d on one image (cross-correlation, zero
+ * padding and stride as chosen; "same" padding is viz.filter2d's) and functional.pool2d / pool2d_backward (no padding, output floor((H - K) / S) + 1, a max
  * tie goes to the first maximum in row-major order, overlapping windows add their gradients).
  */
 (function (global) {
@@ -99,20 +99,44 @@
     "sharpen": [0, -1, 0, -1, 5, -1, 0, -1, 0]
   };
 
-  /** Cross-correlation of a 28x28 image with a k x k kernel, zero-padded to keep 28x28. */
-  function filter2d(img, kernel, k) {
-    var out = new Float64Array(N * N), h = (k - 1) / 2;
-    for (var r = 0; r < N; r++)
-      for (var c = 0; c < N; c++) {
+  /** Cross-correlation of a 28x28 image with a k x k kernel, `pad` rows and columns of zeros
+   *  around the image, the window moved by `stride`: lenet_core.functional.conv2d on one image.
+   *  -> {out, size}: a size x size map, size = floor((28 + 2 pad - k) / stride) + 1. */
+  function filter2d(img, kernel, k, pad, stride) {
+    pad = pad === undefined ? (k - 1) / 2 : pad;
+    stride = stride || 1;
+    var size = Math.floor((N + 2 * pad - k) / stride) + 1, out = new Float64Array(size * size);
+    for (var r = 0; r < size; r++)
+      for (var c = 0; c < size; c++) {
         var s = 0;
         for (var i = 0; i < k; i++)
           for (var j = 0; j < k; j++) {
-            var rr = r + i - h, cc = c + j - h;
+            var rr = r * stride + i - pad, cc = c * stride + j - pad;
             if (rr >= 0 && rr < N && cc >= 0 && cc < N) s += kernel[i * k + j] * img[rr * N + cc];
           }
-        out[r * N + c] = s;
+        out[r * size + c] = s;
       }
-    return out;
+    return {out: out, size: size};
+  }
+
+  var SCRIPT_BASE = (document.currentScript && document.currentScript.src || "").replace(/[^/]*$/, "");
+
+  /** LeNet-5's six learned C1 kernels (5x5 each, book/weights/lenet5.npz through lenet5_weights.js,
+   *  loaded on demand: a <script> works from file:// too), or null when they cannot be had. */
+  function learnedKernels(then) {
+    function read() {
+      var w = global.LENET5_WEIGHTS && global.LENET5_WEIGHTS.params["C1.W"];
+      if (!w) return then(null);
+      var bytes = decode(w.data), values = new Float32Array(bytes.buffer), out = [];
+      for (var o = 0; o < 6; o++) out.push(Array.from(values.subarray(o * 25, (o + 1) * 25)));
+      then(out);
+    }
+    if (global.LENET5_WEIGHTS !== undefined) return read();
+    var s = document.createElement("script");
+    s.src = SCRIPT_BASE + "lenet5_weights.js";
+    s.onload = read;
+    s.onerror = function () { then(null); };
+    document.head.appendChild(s);
   }
 
   function KernelExplorer(root) {
@@ -122,6 +146,9 @@
     this.digitSelect = select(this.digits.map(function (d, i) { return [i, d.label]; }), 0);
     this.presetSelect = select(Object.keys(KERNELS).map(function (n) { return [n, n]; }).concat([["custom", "custom (edited)"]]), "Sobel x");
     this.sizeSelect = select([[3, "3\u00d73"], [5, "5\u00d75"]], 3);
+    this.padSelect = select([["same", "same size"], [0, "0 (none)"], [1, "1"], [2, "2"]], "same");
+    this.strideSelect = select([[1, "1"], [2, "2"], [3, "3"]], 1);
+    this.learnedButton = el("button", {type: "button", text: "LeNet-5's learned C1 kernels"});
     this.grid = el("div", {"class": "kx-grid", role: "group", "aria-label": "kernel values"});
     this.input = el("canvas", {width: N, height: N, role: "img", "aria-label": "input digit"});
     this.output = el("canvas", {width: N, height: N, role: "img", "aria-label": "feature map"});
@@ -129,20 +156,46 @@
     root.appendChild(el("p", {"class": "live-title", text: "Kernel explorer (runs in your browser)"}));
     root.appendChild(el("div", {"class": "live-controls"},
       labelled("digit", this.digitSelect).concat(labelled("kernel", this.presetSelect), labelled("size", this.sizeSelect))));
+    root.appendChild(el("div", {"class": "live-controls"},
+      labelled("padding", this.padSelect).concat(labelled("stride", this.strideSelect), [this.learnedButton])));
     root.appendChild(el("div", {"class": "live-row kx-view"}, [
       figure(this.input, "input (pixels / 255)").node,
-      el("div", {"class": "live-panel kx-kernel"}, [el("p", {"class": "live-note", text: "kernel (edit any cell):"}), this.grid]),
+      el("div", {"class": "live-panel kx-kernel"}, [el("p", {"class": "live-note", text: "kernel (edit any cell; a blank cell is 0):"}), this.grid]),
       this.outputFigure.node]));
-    root.appendChild(el("p", {"class": "live-note", text:
-      "The feature map is the cross-correlation of the digit with the kernel, zero-padded to keep 28\u00d728 " +
-      "(lenet_core.viz.filter2d); blue is negative, red positive, white 0, scaled to the largest |value|."}));
-    this.digitSelect.addEventListener("change", function () { self.render(); });
+    this.note = el("p", {"class": "live-note", text:
+      "The feature map is the cross-correlation of the digit with the kernel (lenet_core.functional.conv2d): " +
+      "the image gets `padding` rows and columns of zeros around it and the window moves `stride` pixels at a time, " +
+      "so the map is floor((28 + 2\u00b7padding \u2212 size) / stride) + 1 pixels wide. Blue is negative, red positive, " +
+      "white 0, scaled to the largest |value|."});
+    root.appendChild(this.note);
+    [this.digitSelect, this.padSelect, this.strideSelect].forEach(function (s) {
+      s.addEventListener("change", function () { self.render(); });
+    });
     this.presetSelect.addEventListener("change", function () {
-      if (self.presetSelect.value !== "custom") self.setKernel(KERNELS[self.presetSelect.value]);
+      var v = self.presetSelect.value;
+      if (v.indexOf("learned ") === 0) self.setKernel(self.learned[Number(v.slice(8))]);
+      else if (v !== "custom") self.setKernel(KERNELS[v]);
     });
     this.sizeSelect.addEventListener("change", function () { self.resize(Number(self.sizeSelect.value)); });
+    this.learnedButton.addEventListener("click", function () { self.showLearned(0); });
     this.setKernel(KERNELS["Sobel x"]);
   }
+
+  /** Offer the six learned C1 kernels among the presets and show kernel `which`. */
+  KernelExplorer.prototype.showLearned = function (which) {
+    var self = this;
+    learnedKernels(function (kernels) {
+      if (!kernels) { self.learnedButton.disabled = true; self.learnedButton.textContent = "no weights in this build"; return; }
+      if (!self.learned) {
+        self.learned = kernels;
+        var group = el("optgroup", {label: "learned by LeNet-5 (C1, book weights)"});
+        kernels.forEach(function (k, i) { group.appendChild(el("option", {value: "learned " + i, text: "C1 kernel " + i})); });
+        self.presetSelect.insertBefore(group, self.presetSelect.lastChild);
+      }
+      self.presetSelect.value = "learned " + which;
+      self.setKernel(self.learned[which]);
+    });
+  };
 
   KernelExplorer.prototype.setKernel = function (values) {
     this.k = Math.round(Math.sqrt(values.length));
@@ -171,30 +224,41 @@
     this.grid.style.gridTemplateColumns = "repeat(" + k + ", auto)";
     this.cells = [];
     for (var i = 0; i < k * k; i++) {
-      var input = el("input", {type: "number", step: "0.1", "aria-label": "kernel row " + (Math.floor(i / k) + 1) +
+      var input = el("input", {type: "number", step: "0.1", placeholder: "0", "aria-label": "kernel row " + (Math.floor(i / k) + 1) +
                                ", column " + (i % k + 1)});
       input.value = String(Math.round(this.kernel[i] * 1000) / 1000);
+      // what a cell shows is what is computed: a blank or half-typed cell ("", "-") counts as 0
+      // (its placeholder shows the 0) and reads "0" once you leave it
       input.addEventListener("input", (function (index, box) {
         return function () {
           var v = parseFloat(box.value);
-          if (!isFinite(v)) return;                        // half-typed ("-", "") changes nothing
-          self.kernel[index] = v;
+          self.kernel[index] = isFinite(v) ? v : 0;
           self.presetSelect.value = "custom";
           self.render();
         };
+      })(i, input));
+      input.addEventListener("change", (function (index, box) {
+        return function () { if (!isFinite(parseFloat(box.value))) box.value = "0"; };
       })(i, input));
       this.grid.appendChild(input);
       this.cells.push(input);
     }
   };
 
+  /** The padding: "same" keeps 28x28 at stride 1, (size - 1) / 2; else the number chosen. */
+  KernelExplorer.prototype.padding = function () {
+    return this.padSelect.value === "same" ? (this.k - 1) / 2 : Number(this.padSelect.value);
+  };
+
   KernelExplorer.prototype.render = function () {
-    var img = this.digits[Number(this.digitSelect.value)].pixels;
-    var out = filter2d(img, this.kernel, this.k), mm = range(out);
+    var img = this.digits[Number(this.digitSelect.value)].pixels, pad = this.padding(), stride = Number(this.strideSelect.value);
+    var f = filter2d(img, this.kernel, this.k, pad, stride), out = f.out, mm = range(out);
     this.response = out;
+    this.size = f.size;
     D.grey(this.input, img, N, N, 0, 1);
-    D.diverging(this.output, out, N, N, Math.max(Math.abs(mm[0]), Math.abs(mm[1])) || 1);
-    this.outputFigure.caption.textContent = "feature map (min " + mm[0].toFixed(2) + ", max " + mm[1].toFixed(2) + ")";
+    D.diverging(this.output, out, f.size, f.size, Math.max(Math.abs(mm[0]), Math.abs(mm[1])) || 1);
+    this.outputFigure.caption.textContent = "feature map " + f.size + "\u00d7" + f.size + " (padding " + pad + ", stride " + stride +
+      "; min " + mm[0].toFixed(2) + ", max " + mm[1].toFixed(2) + ")";
     this.root.setAttribute("data-version", String((Number(this.root.getAttribute("data-version")) || 0) + 1));
   };
 

@@ -43,12 +43,17 @@
     return m;
   }
 
-  /** A short, signed, fixed-width number for the page: 3 significant decimals. */
+  /** A signed number for the page with `digits` decimals (3 by default) and a real minus sign.
+   *  The sign is the value's own: a number too small to show in that many decimals is written in
+   *  scientific notation ("\u22123.2e\u22126"), never as a sign-less or falsely signed 0; only 0
+   *  itself prints as "0". */
   function fmt(v, digits) {
     digits = digits === undefined ? 3 : digits;
-    var s = v.toFixed(digits);
-    if (/^-0\.?0*$/.test(s)) s = s.slice(1);         // no "-0.000"
-    return (v >= 0 && s[0] !== "-" ? "+" : "") + s.replace("-", "\u2212");
+    if (v === 0) return "0";
+    if (!isFinite(v)) return String(v);
+    var a = Math.abs(v), s = a.toFixed(digits);
+    if (Number(s) === 0) s = a.toExponential(1).replace("e-", "e\u2212").replace("e+", "e");
+    return (v < 0 ? "\u2212" : "+") + s;
   }
 
   global.LiveDraw = {grey: grey, diverging: diverging, paint: paint, clamp: clamp, maxAbs: maxAbs, fmt: fmt};
