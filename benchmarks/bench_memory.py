@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from lenet_core.records import RECORDS_DIR, write_record
+from machine_load import LoadMeter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,6 +31,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick and args.out is None:
         parser.error("--quick runs write to a temporary --out, never to results/")
+    meter = LoadMeter()
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "lenet_core", "train", "--epochs", str(1 if args.quick else args.epochs),
                    "--quiet", "--out", str(Path(tmp) / "weights.npz")]
@@ -43,7 +45,8 @@ def main(argv=None):
     shown = " ".join(["python", *command[1:4], *command[4:6], *(["--limit", "2000"] if args.quick else [])])
     print(run.stdout.strip().splitlines()[-1] if run.stdout.strip() else "")
     print(f"peak memory of `{shown}`: {peak_mib:.0f} MiB")
-    results = {"peak_mib": peak_mib, "train_command": shown, "last_line": run.stdout.strip().splitlines()[-1]}
+    results = {"peak_mib": peak_mib, "train_command": shown, "last_line": run.stdout.strip().splitlines()[-1],
+               **meter.report(), "quiet_machine": False}
     path = write_record(args.out or RECORDS_DIR / "bench_memory.json", results, quick=args.quick)
     print(f"record written to {path}")
 

@@ -502,7 +502,7 @@ def _train(args, parser) -> int:
     import numpy as np
 
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .data import load_mnist, prepare, split_validation
+    from .data import load_mnist, split_validation
 
     ckpt = None
     if args.resume is not None:
@@ -586,7 +586,7 @@ def _train(args, parser) -> int:
 
     from .train import evaluate, fit
 
-    x_val = prepare(x_val)           # x_train stays uint8: fit prepares each batch (saves ~250 MB)
+    # every split stays uint8 digits: fit and evaluate prepare each batch (float32 copies take 5x the memory)
     validation = (x_val, y_val) if args.validation else None
     print(f"LeNet-5 ({model.num_parameters():,} parameters, engine {args.engine}), {args.optimizer} lr={lr:g}, "
           f"weight decay {args.weight_decay:g}, batch {args.batch_size}, {args.schedule} schedule, "
@@ -607,7 +607,7 @@ def _train(args, parser) -> int:
                       seed=rng, progress=progress, history=history,
                       on_epoch_end=saver(lambda epoch: dict(model=model, optimizer=optimizer, scheduler=scheduler)))
     seconds = time.perf_counter() - start
-    loss, acc = evaluate(model, prepare(mnist.x_test), mnist.y_test)   # the weights as saved, read once
+    loss, acc = evaluate(model, mnist.x_test, mnist.y_test)   # the weights as saved, read once
     _save_and_report(model, history, args, acc, loss, f"{args.epochs} epochs in {seconds:.0f}s")
     peak = _peak_memory_mib()
     if peak is not None:

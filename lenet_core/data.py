@@ -422,7 +422,13 @@ def prepare(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     """
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(f"expected digits of shape (N, 28, 28), got shape {images.shape}")
-    return normalize(pad(images), dtype=dtype)[:, None]
+    if images.dtype != np.uint8:
+        return normalize(pad(images), dtype=dtype)[:, None]
+    # uint8: look each pixel up in its 256 normalised values (the same numbers, in one pass)
+    table = normalize(np.arange(256, dtype=np.uint8), dtype=dtype)
+    out = np.full((len(images), 1, 32, 32), table[0], dtype=dtype)
+    out[:, 0, 2:30, 2:30] = table[images]
+    return out
 
 
 def check_labels(labels, num_classes: int = 10, what: str = "label") -> np.ndarray:

@@ -15,7 +15,8 @@ What deep-learning libraries call "convolution" is a cross-correlation: the kern
 input *without* being flipped. The naive loops below say so literally. ``im2col`` unfolds every
 window into a row of a matrix, so that a whole layer becomes one matrix product; the fast engine
 (:func:`conv2d`, :func:`pool2d` and their backward passes, used by the layers) does the same with the
-windows as columns, one matrix per image (:func:`unfold`), which keeps every result in NCHW order.
+windows as the columns of one matrix for the whole batch (:func:`unfold`), and stores its images
+batch-last in memory (:func:`batch_last`) while keeping the (N, C, H, W) shape and indexing.
 Tests check the fast functions against the naive loops in float64.
 """
 
@@ -28,7 +29,8 @@ __all__ = [
     "output_size",
     "pair",
     "conv_geometry",
-    "conv_layout",
+    "batch_last",
+    "new_batch_last",
     "im2col",
     "col2im",
     "unfold",
@@ -51,6 +53,9 @@ def pair(value, name: str, minimum: int | None = None) -> tuple[int, int]:
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and (minimum is None or min(value) >= minimum):
+        return value                                               # already a pair (the layers' own)
     values = (value, value) if np.isscalar(value) else tuple(value)
     if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
@@ -213,6 +218,30 @@ def _pool_reducer(mode):
 # Vectorised: im2col turns every window into one row, so a convolution is one matrix product.
 # ----------------------------------------------------------------------------------------------
 
+def _offset(x, p, q, stride, out_size):
+    """The pixel at offset (p, q) of every window: ``x[:, :, p::sh, q::sw]`` cut to OH x OW (a view).
+
+    x: (N, C, H, W) in any memory layout. Every fast loop below runs over these KH*KW views (25 for a
+    5x5 kernel, 4 for 2x2 pooling), never over pixels or images.
+    """
+    (sh, sw), (OH, OW) = stride, out_size
+    return x[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw]
+
+
+def _add_windows(x, patches, stride):
+    """Add every window's patch back onto the pixels it came from, in place; returns ``x``.
+
+    x: (N, C, H, W); patches: (KH, KW, N, C, OH, OW), ``patches[p, q]`` the values for offset (p, q)
+    of every window. Overlapping windows add up. The one loop behind :func:`col2im` and :func:`fold`.
+    """
+    kh, kw, _, _, OH, OW = patches.shape
+    for p in range(kh):
+        for q in range(kw):
+            window = _offset(x, p, q, stride, (OH, OW))
+            window += patches[p, q]
+    return x
+
+
 def im2col(x, kernel_size, stride=1, padding=0):
     """Unfold windows into rows (chapter 2).
 
@@ -241,32 +270,27 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
     (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
     N, C, H, Wd = x_shape
     OH, OW = output_size(H, kh, sh, ph), output_size(Wd, kw, sw, pw)
-    patches = cols.reshape(N, OH, OW, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)  # (N, C, KH, KW, OH, OW)
+    patches = cols.reshape(N, OH, OW, C, kh, kw).transpose(4, 5, 0, 3, 1, 2)  # (KH, KW, N, C, OH, OW)
     xp = np.zeros((N, C, H + 2 * ph, Wd + 2 * pw), dtype=cols.dtype)
-    for p in range(kh):
-        for q in range(kw):
-            xp[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw] += patches[:, :, p, q]
-    return xp[:, :, ph:ph + H, pw:pw + Wd]
+    return _add_windows(xp, patches, (sh, sw))[:, :, ph:ph + H, pw:pw + Wd]
 
 
 # ----------------------------------------------------------------------------------------------
 # The fast engine. Same maths as above, arranged for speed (measured in benchmarks/):
 #
-# - ``unfold`` puts the windows in the columns of ONE matrix for the whole batch, (C*KH*KW, N*OH*OW),
-#   so a layer is one large matrix product ``W.reshape(F, -1) @ cols`` (OpenBLAS is at its best on
-#   one large product, not on N small ones). The result goes back to (N, F, OH, OW) in the same pass
-#   that adds the bias.
-# - Inside a convolution the images take one of two layouts (:func:`conv_layout`), chosen for the
-#   length of the contiguous rows that the offset loops copy. "CNHW" (channels first, then images:
-#   a free transposed view of the input) when output rows are long, e.g. LeNet's C1 (28 wide).
-#   "CHWN" (the batch axis last) when they are short, e.g. C3 (10 wide): offset (p, q) of every
-#   window of every image is then one slice whose rows are OW*N contiguous numbers (640 at batch 64)
-#   instead of 10, so copying windows out and adding gradients back stream through memory.
-# - The input gradient is not unfolded at all: for each of the KH*KW offsets, one product
-#   ``W[:, :, p, q]^T @ dout`` (C x F times F x N*OH*OW) is added onto the shifted slice of dx. The
-#   column gradient (C*KH*KW x N*OH*OW, 3.8 MB for C3 at batch 64) never exists; each product is
-#   small enough to stay in the cache while it is added.
-# - Every loop runs over the KH*KW offsets inside a window, never over pixels or images.
+# - Images are stored batch-last. Arrays keep PyTorch's (N, C, H, W) shape and indexing, but the
+#   engine's outputs are the transposed view of a (C, H, W, N) array: the N images' values of one
+#   pixel sit side by side in memory. NumPy treats such an array like any other (``np.tanh`` and
+#   friends keep its layout); ``np.ascontiguousarray`` would give the usual layout back.
+# - Why: every window offset (p, q) of every image is then one slice whose rows are OW*N contiguous
+#   numbers (2,560 for C3 at batch 256), so unfolding windows, adding gradients back and pooling
+#   stream through memory; and the product ``W.reshape(F, -1) @ cols`` (F, OH*OW*N) already is the
+#   output in that layout, so no layer transposes its output and the next layer unfolds it as is.
+# - ``unfold`` puts the windows in the columns of ONE matrix for the whole batch, (C*KH*KW, OH*OW*N),
+#   so a layer is one large matrix product (OpenBLAS is at its best on one large product, not on N
+#   small ones).
+# - The input gradient is one product ``W.reshape(F, -1).T @ dout`` (the column gradients) folded back
+#   onto the windows: 25 slice additions for a 5x5 kernel, each over long contiguous rows.
 # - Scratch arrays live in a :class:`Workspace` and are reused from one call to the next; arrays that
 #   are returned to the caller are always new.
 # ----------------------------------------------------------------------------------------------
@@ -318,109 +342,92 @@ def _whole_image(x_shape, kernel, padding) -> bool:
     return padding == (0, 0) and tuple(kernel) == tuple(x_shape[2:])
 
 
-#: the two layouts of images inside the fast convolution: the axes of (N, C, H, W) they put first
-LAYOUTS = {"CNHW": (1, 0, 2, 3), "CHWN": (1, 2, 3, 0)}
-#: output rows narrower than this use the batch-last layout "CHWN"
-SHORT_ROWS = 16
-
-
-def conv_layout(out_width: int) -> str:
-    """``"CHWN"`` (batch last) for output rows narrower than :data:`SHORT_ROWS`, else ``"CNHW"``.
+def batch_last(x) -> bool:
+    """True when the (N, C, H, W) array ``x`` is stored batch-last, as the fast engine's outputs are:
+    ``x.transpose(1, 2, 3, 0)`` is then a C-contiguous (C, H, W, N) array, x's own memory.
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
-    return "CHWN" if out_width < SHORT_ROWS else "CNHW"
+    return x.transpose(1, 2, 3, 0).flags.c_contiguous
 
 
-def _to_layout(x, layout, padding, out):
-    """x (N, C, H, W) -> ``out`` in ``layout`` with the spatial axes zero-padded (a copy)."""
+def new_batch_last(shape, dtype, fill=None) -> np.ndarray:
+    """A new (N, C, H, W) array stored batch-last (uninitialised, or filled with ``fill``).
+
+    Explained in chapter 2 (book/ch02_convolution.ipynb).
+    """
+    N, C, H, W = shape
+    stored = np.empty((C, H, W, N), dtype) if fill is None else np.full((C, H, W, N), fill, dtype)
+    return stored.transpose(3, 0, 1, 2)
+
+
+def _padded_batch_last(x, padding, workspace, name):
+    """x (N, C, H, W), zero-padded by ``padding``, as a C-contiguous (C, H + 2ph, W + 2pw, N) array:
+    x's own memory when it is stored batch-last and needs no padding, else a copy in the workspace."""
     ph, pw = padding
+    xl = x.transpose(1, 2, 3, 0)
+    if not (ph or pw) and xl.flags.c_contiguous:
+        return xl
+    N, C, H, Wd = x.shape
+    out = _scratch(workspace, name, (C, H + 2 * ph, Wd + 2 * pw, N), x.dtype)
     if ph or pw:
         out[...] = 0
-    _at(out, layout, slice(ph, ph + x.shape[2]), slice(pw, pw + x.shape[3]))[...] = x.transpose(LAYOUTS[layout])
+    out[:, ph:ph + H, pw:pw + Wd] = xl
     return out
 
 
-def _at(a, layout, rows, cols):
-    """The slice ``rows, cols`` of the spatial axes of ``a`` (an array in ``layout``)."""
-    return a[:, rows, cols] if layout == "CHWN" else a[:, :, rows, cols]
+def unfold(x, kernel_size, stride=1, padding=0, out=None, *, workspace=None):
+    """Windows as the columns of one matrix for the whole batch: x (N, C, H, W) -> (C*KH*KW, OH*OW*N).
 
-
-def _layout_shape(layout, N, C, H, W):
-    return (C, H, W, N) if layout == "CHWN" else (C, N, H, W)
-
-
-def unfold(x, kernel_size, stride=1, padding=0, out=None, *, layout=None, workspace=None):
-    """Windows as the columns of one matrix for the whole batch: x (N, C, H, W) -> (C*KH*KW, M).
-
-    Each column is one window, flattened in ``(C, KH, KW)`` order like a row of ``W.reshape(F, -1)``;
-    the M = N*OH*OW columns are ordered as the layout's axes (default :func:`conv_layout`): "CNHW"
-    column ``(n*OH + i)*OW + j``, "CHWN" column ``(i*OW + j)*N + n`` for image n, output position
-    (i, j). This is :func:`im2col`, transposed, with its rows in that order. ``out``, if given, is a
-    C-contiguous array of that shape and of x's dtype to fill (a reused buffer). The loop runs over
-    the KH*KW offsets; each copies one slice of all the images.
+    Column ``(i*OW + j)*N + n`` is the window of image n at output position (i, j) (batch-last, like
+    the engine's images), flattened in ``(C, KH, KW)`` order like a row of ``W.reshape(F, -1)``: this is
+    :func:`im2col`, transposed, with its rows in that order. ``out``, if given, is a C-contiguous array
+    of that shape to fill (a reused buffer). The loop runs over the KH*KW offsets; each copies one
+    slice of all the images (``workspace`` holds the batch-last copy of x when one is needed).
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
     _check_images(x)
-    (kh, kw), (sh, sw), (ph, pw), OH, OW = conv_geometry(x.shape, kernel_size, stride, padding)
-    N, C, H, Wd = x.shape
-    layout = layout or conv_layout(OW)
-    shape = (C * kh * kw, N * OH * OW)
+    (kh, kw), stride, padding, OH, OW = conv_geometry(x.shape, kernel_size, stride, padding)
+    N, C, _, _ = x.shape
+    shape = (C * kh * kw, OH * OW * N)
     if out is None:
         out = np.empty(shape, dtype=x.dtype)
     elif out.shape != shape or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous array of shape {shape}, got shape {out.shape}")
-    if layout == "CNHW" and not (ph or pw):
-        xl = x.transpose(LAYOUTS[layout])                          # a view, no copy
-    else:
-        xl = _to_layout(x, layout, (ph, pw), _scratch(workspace, "x_layout",
-                                                      _layout_shape(layout, N, C, H + 2 * ph, Wd + 2 * pw), x.dtype))
-    cols = out.reshape(C, kh, kw, *_layout_shape(layout, N, 1, OH, OW)[1:])   # a view: writing it fills out
+    xp = _padded_batch_last(x, padding, workspace, "x_padded").transpose(3, 0, 1, 2)   # (N, C, H', W')
+    cols = out.reshape(C, kh, kw, OH, OW, N).transpose(1, 2, 5, 0, 3, 4)   # (KH, KW, N, C, OH, OW) view
     for p in range(kh):
         for q in range(kw):
-            cols[:, p, q] = _at(xl, layout, slice(p, p + sh * OH, sh), slice(q, q + sw * OW, sw))
+            cols[p, q] = _offset(xp, p, q, stride, (OH, OW))
     return out
 
 
-def fold(cols, x_shape, kernel_size, stride=1, padding=0, *, layout=None):
-    """The adjoint of :func:`unfold`: add every column back onto its window. Returns a new (N, C, H, W) array.
+def fold(cols, x_shape, kernel_size, stride=1, padding=0):
+    """The adjoint of :func:`unfold`: add every column back onto its window.
 
-    cols: (C*KH*KW, N*OH*OW) in ``layout`` (default :func:`conv_layout`). Overlapping windows add up;
-    the loop runs over the KH*KW offsets.
+    cols: (C*KH*KW, OH*OW*N) in :func:`unfold`'s order -> a new (N, C, H, W) array, stored batch-last.
+    Overlapping windows add up; the loop runs over the KH*KW offsets.
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
-    (kh, kw), (sh, sw), (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
+    (kh, kw), stride, (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
     N, C, H, Wd = x_shape
-    layout = layout or conv_layout(OW)
-    patches = cols.reshape(C, kh, kw, *_layout_shape(layout, N, 1, OH, OW)[1:])
-    xl = np.zeros(_layout_shape(layout, N, C, H + 2 * ph, Wd + 2 * pw), dtype=cols.dtype)
-    for p in range(kh):
-        for q in range(kw):
-            _at(xl, layout, slice(p, p + sh * OH, sh), slice(q, q + sw * OW, sw))[...] += patches[:, p, q]
-    return _from_layout(xl, layout, x_shape, (ph, pw))
-
-
-def _from_layout(xl, layout, x_shape, padding):
-    """The unpadded images of ``xl`` (in ``layout``) as a new (N, C, H, W) array."""
-    ph, pw = padding
-    out = np.empty(x_shape, dtype=xl.dtype)
-    inverse = np.argsort(LAYOUTS[layout])
-    out[...] = _at(xl, layout, slice(ph, ph + x_shape[2]), slice(pw, pw + x_shape[3])).transpose(inverse)
-    return out
+    xp = new_batch_last((N, C, H + 2 * ph, Wd + 2 * pw), cols.dtype, fill=0)
+    patches = cols.reshape(C, kh, kw, OH, OW, N).transpose(1, 2, 5, 0, 3, 4)   # (KH, KW, N, C, OH, OW)
+    return _add_windows(xp, patches, stride)[:, :, ph:ph + H, pw:pw + Wd]
 
 
 def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
     """Vectorised :func:`conv2d_naive`. Returns ``(out, cols)``; keep ``cols`` for the backward pass.
 
-    x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW) (a new, C-contiguous array).
-    cols: the windows, (C*KH*KW, N*OH*OW) in the layout :func:`conv_layout` picks (see :func:`unfold`);
-    when the kernel covers the whole image (one window per image, LeNet's C5) simply
-    ``x.reshape(N, C*KH*KW).T``, a view of x, no copy. ``workspace`` (a :class:`Workspace`) holds the scratch arrays,
-    reused from call to call (``cols`` is one of them: the next call overwrites it).
+    x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW), a new array stored batch-last.
+    cols: the windows, (C*KH*KW, OH*OW*N) (see :func:`unfold`); when the kernel covers the whole image
+    (one window per image, LeNet's C5) simply x as a (C*H*W, N) matrix, a view when x is stored
+    batch-last. ``workspace`` (a :class:`Workspace`) holds the scratch arrays, reused from call to
+    call (``cols`` is one of them: the next call overwrites it).
 
-    The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, N*OH*OW), plus the bias.
+    The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, OH*OW*N), plus the bias.
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
@@ -429,64 +436,45 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
     if x.shape[1] != C:
         raise ValueError(f"x has {x.shape[1]} channels but W expects {C} (x shape {x.shape})")
     N = x.shape[0]
-    (kh, kw), _, (ph, pw), OH, OW = conv_geometry(x.shape, (KH, KW), stride, padding)
-    W2 = W.reshape(F, -1)                                          # (F, C*KH*KW)
-    if _whole_image(x.shape, (kh, kw), (ph, pw)):
-        rows = x.reshape(N, C * KH * KW)                           # one window per image: x itself
-        out = rows @ W2.T                                          # (N, F)
-        out += b
-        return out.reshape(N, F, 1, 1), rows.T                     # cols (K, N): a view, no copy
-    layout = conv_layout(OW)
-    cols = unfold(x, (KH, KW), stride, padding, layout=layout, workspace=workspace,
-                  out=_scratch(workspace, "cols", (C * KH * KW, N * OH * OW), x.dtype))
-    product = _scratch(workspace, "product", (F, N * OH * OW), np.result_type(W, x))
-    np.matmul(W2, cols, out=product)                               # (F, K) @ (K, N*OH*OW)
-    out = np.empty((N, F, OH, OW), dtype=product.dtype)
-    inverse = np.argsort(LAYOUTS[layout])
-    np.add(product.reshape(_layout_shape(layout, N, F, OH, OW)).transpose(inverse), b[:, None, None], out=out)
-    return out, cols
+    kernel, _, padding, OH, OW = conv_geometry(x.shape, (KH, KW), stride, padding)
+    if _whole_image(x.shape, kernel, padding):                     # one window per image: x itself
+        cols = _padded_batch_last(x, padding, workspace, "cols").reshape(C * KH * KW, N)
+    else:
+        cols = unfold(x, kernel, stride, padding, workspace=workspace,
+                      out=_scratch(workspace, "cols", (C * KH * KW, OH * OW * N), x.dtype))
+    out = np.empty((F, OH, OW, N), dtype=np.result_type(W, x))
+    np.matmul(W.reshape(F, -1), cols, out=out.reshape(F, -1))     # (F, K) @ (K, OH*OW*N)
+    out += b.reshape(F, 1, 1, 1)
+    return out.transpose(3, 0, 1, 2), cols
 
 
 def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *, workspace=None):
     """Gradients of :func:`conv2d` from its cached ``cols``. Chapter 4 derives them; chapter 2 checks
     the input gradient against the full convolution with the rotated kernel.
 
-    dout: (N, F, OH, OW) -> dx: (N, C, H, W) (``None`` if ``need_dx`` is false), dW: W's shape, db: (F,).
-    With ``d = dout`` as (F, N*OH*OW) in the layout of ``cols``: ``dW = d @ cols^T``, ``db`` = the sum
-    of ``d`` over its columns, and dx adds, for every kernel offset (p, q), ``W[:, :, p, q]^T @ d``
-    onto the input pixels that offset saw: the full convolution of ``dout`` with the flipped kernel,
-    built offset by offset. A ``dout`` of any other shape than the forward pass's output is a ``ValueError``.
+    dout: (N, F, OH, OW) -> dx: (N, C, H, W) (a new array stored batch-last; ``None`` if ``need_dx`` is
+    false), dW: W's shape, db: (F,). With ``d = dout`` as (F, OH*OW*N), ordered like the columns of
+    ``cols``: ``dW = d @ cols^T``, ``db`` = the sum of ``d`` over its columns, and dx is the column
+    gradient ``W.reshape(F, -1)^T @ d`` folded back onto the windows (:func:`fold`). A ``dout`` of any
+    other shape than the forward pass's output is a ``ValueError``.
     """
     _check_images(dout, "dout")
-    (kh, kw), (sh, sw), (ph, pw), OH, OW = conv_geometry(x_shape, W.shape[2:], stride, padding)
+    kernel, stride, padding, OH, OW = conv_geometry(x_shape, W.shape[2:], stride, padding)
     expected = (x_shape[0], W.shape[0], OH, OW)
     if dout.shape != expected:
         raise ValueError(f"dout has shape {dout.shape}, but the forward pass produced output of shape {expected}")
     N, C, H, Wd = x_shape
     F = W.shape[0]
-    W2 = W.reshape(F, -1)                                          # (F, K)
-    if _whole_image(x_shape, (kh, kw), (ph, pw)):                 # one window per image: plain products
-        d2 = dout.reshape(N, F)
-        dx = (d2 @ W2).reshape(x_shape) if need_dx else None
-        return dx, (d2.T @ cols.T).reshape(W.shape), d2.sum(axis=0)
-    layout = conv_layout(OW)
-    d = _scratch(workspace, "dout_layout", _layout_shape(layout, N, F, OH, OW), dout.dtype)
-    d[...] = dout.transpose(LAYOUTS[layout])
-    d = d.reshape(F, N * OH * OW)
+    d = _padded_batch_last(dout, (0, 0), workspace, "dout").reshape(F, -1)   # (F, OH*OW*N)
     db = d.sum(axis=1)
-    dW = (d @ cols.T).reshape(W.shape)
+    dW = (cols @ d.T).T.reshape(W.shape)                            # (K, M) @ (M, F): BLAS's faster order
     if not need_dx:
         return None, dW, db
-    dtype = np.result_type(dout, W)
-    dxl = _scratch(workspace, "dx_layout", _layout_shape(layout, N, C, H + 2 * ph, Wd + 2 * pw), dtype)
-    dxl[...] = 0
-    share = _scratch(workspace, "share", (C, N * OH * OW), dtype)
-    share_l = share.reshape(_layout_shape(layout, N, C, OH, OW))
-    for p in range(kh):
-        for q in range(kw):
-            np.matmul(W[:, :, p, q].T, d, out=share)               # (C, F) @ (F, N*OH*OW)
-            _at(dxl, layout, slice(p, p + sh * OH, sh), slice(q, q + sw * OW, sw))[...] += share_l
-    return _from_layout(dxl, layout, x_shape, (ph, pw)), dW, db
+    if _whole_image(x_shape, kernel, padding):                     # one window per image: no fold
+        return (W.reshape(F, -1).T @ d).reshape(C, H, Wd, N).transpose(3, 0, 1, 2), dW, db
+    dcols = _scratch(workspace, "dcols", cols.shape, np.result_type(W, d))
+    np.matmul(W.reshape(F, -1).T, d, out=dcols)                    # (K, F) @ (F, OH*OW*N)
+    return fold(dcols, x_shape, kernel, stride, padding), dW, db
 
 
 def _pool_geometry(x_shape, kernel_size, stride):
@@ -497,7 +485,7 @@ def _pool_geometry(x_shape, kernel_size, stride):
 
 
 def pool2d(x, kernel_size, stride=None, mode="max"):
-    """Vectorised pooling. x: (N, C, H, W) -> ``(out, cache)`` with out: (N, C, OH, OW).
+    """Vectorised pooling. x: (N, C, H, W) -> ``(out, cache)`` with out: (N, C, OH, OW), stored like x.
 
     Loops over the KH*KW offsets inside a window (4 for 2x2): ``x[:, :, p::sh, q::sw]`` (cut to
     OH x OW) holds the pixel at offset (p, q) of every window, so average pooling is the mean of
@@ -508,22 +496,22 @@ def pool2d(x, kernel_size, stride=None, mode="max"):
     Explained in chapter 3 (book/ch03_pooling.ipynb).
     """
     _check_images(x)
-    (kh, kw), (sh, sw), OH, OW = _pool_geometry(x.shape, kernel_size, stride)
+    (kh, kw), stride, OH, OW = _pool_geometry(x.shape, kernel_size, stride)
     _pool_reducer(mode)
 
-    def at(p, q):                                                  # offset (p, q) of every window
-        return x[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw]
+    def at(k):                                                     # offset k = p*KW + q of every window
+        return _offset(x, *divmod(k, kw), stride, (OH, OW))
 
     if mode == "avg":
-        out = at(0, 0).astype(_mean_dtype(x.dtype))               # a copy; integers average as floats
+        out = at(0).astype(_mean_dtype(x.dtype))                   # a copy in x's layout; integers as floats
         for k in range(1, kh * kw):
-            out += at(*divmod(k, kw))
+            out += at(k)
         out /= kh * kw
         return out, None
-    out = at(0, 0).copy()
-    argmax = np.zeros(out.shape, dtype=np.intp)
+    out = at(0).copy(order="K")
+    argmax = np.zeros_like(out, dtype=np.intp)
     for k in range(1, kh * kw):
-        candidate = at(*divmod(k, kw))
+        candidate = at(k)
         # strict: ties keep the first maximum; a NaN beats any number (it propagates, as in PyTorch)
         better = (candidate > out) | (np.isnan(candidate) & ~np.isnan(out))
         np.copyto(out, candidate, where=better)
@@ -532,7 +520,7 @@ def pool2d(x, kernel_size, stride=None, mode="max"):
 
 
 def pool2d_backward(dout, cache, x_shape, kernel_size, stride=None, mode="max"):
-    """Gradient of :func:`pool2d`. dout: (N, C, OH, OW) -> dx: x_shape (a new array).
+    """Gradient of :func:`pool2d`. dout: (N, C, OH, OW) -> dx: x_shape (a new array, stored like dout).
 
     Loops over the KH*KW offsets inside a window (4 for 2x2), sending each window's share to the
     pixel at that offset. When the windows tile the image (stride = kernel, LeNet's case) every pixel
@@ -540,16 +528,16 @@ def pool2d_backward(dout, cache, x_shape, kernel_size, stride=None, mode="max"):
 
     Explained in chapter 3 (book/ch03_pooling.ipynb).
     """
-    (kh, kw), (sh, sw), OH, OW = _pool_geometry(x_shape, kernel_size, stride)
+    (kh, kw), stride, OH, OW = _pool_geometry(x_shape, kernel_size, stride)
     _pool_reducer(mode)
-    tiles = (sh, sw) == (kh, kw)
+    tiles = stride == (kh, kw)
     covered = tiles and (OH * kh, OW * kw) == tuple(x_shape[2:])  # every pixel in exactly one window
-    dx = (np.empty if covered else np.zeros)(x_shape, dtype=dout.dtype)
+    dx = (np.empty_like if covered else np.zeros_like)(dout, shape=x_shape)   # dout's memory layout
     share = dout / (kh * kw) if mode == "avg" else None
     for k in range(kh * kw):
         p, q = divmod(k, kw)
         grad = share if mode == "avg" else np.where(cache == k, dout, 0)
-        target = dx[:, :, p:p + sh * OH:sh, q:q + sw * OW:sw]
+        target = _offset(dx, p, q, stride, (OH, OW))
         if tiles:
             target[...] = grad
         else:

@@ -171,7 +171,8 @@ class Conv2d(Layer):
     With ``need_input_grad = False`` the backward pass skips dL/dx (the fold) and returns ``None``.
 
     The unfolded windows and their gradient live in a :class:`~lenet_core.functional.Workspace`
-    that is reused from batch to batch; what ``forward`` and ``backward`` return is always a new array.
+    that is reused from batch to batch; what ``forward`` and ``backward`` return is always a new array,
+    stored batch-last (:func:`~lenet_core.functional.batch_last`), which the next layers keep.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, *,

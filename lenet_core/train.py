@@ -46,12 +46,13 @@ class DivergenceError(FloatingPointError):
 def _divergence(loss, reference, epoch, step, settings) -> DivergenceError | None:
     """A :class:`DivergenceError` naming the batch and the likely cause if ``loss`` shows divergence.
 
-    ``settings``: the optimizer's ``(lr, weight_decay, adaptive)`` (``adaptive`` for Adam)."""
+    ``settings()``: the optimizer's ``(lr, weight_decay, adaptive)`` (``adaptive`` for Adam), read only
+    when there is an error to explain."""
     if math.isfinite(loss) and loss <= DIVERGENCE_FACTOR * reference:
         return None
     what = (f"became {loss}" if not math.isfinite(loss) else
             f"rose to {loss:.4g}, over {DIVERGENCE_FACTOR}x its starting value {reference:.3g},")
-    lr, wd, adaptive = settings
+    lr, wd, adaptive = settings()
     setting = f"lr={lr:g}" + (f", weight decay {wd:g}" if wd else "")
     if wd and not adaptive and lr * wd >= 1:   # SGD: each step scales w by 1 - lr*wd
         cause = (f"the weight decay is too large: lr x weight decay = {lr * wd:.3g} >= 1 makes every step "
@@ -165,7 +166,7 @@ def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, op
             loss, right, classes = forward(xb, y[idx])
             if reference is None:
                 reference = max(loss, math.log(classes)) if math.isfinite(loss) else math.inf
-            diverged = _divergence(loss, reference, epoch, step, optimizer_settings())
+            diverged = _divergence(loss, reference, epoch, step, optimizer_settings)
             if diverged is not None:
                 raise diverged
             update()

@@ -249,7 +249,7 @@ def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 
     state = {}
 
     def forward(xb, yb):
-        labels = torch.from_numpy(np.asarray(yb, dtype=np.int64))
+        labels = torch.from_numpy(yb)                      # int64 already (y64 below)
         logits = module(torch.from_numpy(np.ascontiguousarray(xb)))
         state["loss"] = loss = nn.functional.cross_entropy(logits, labels)
         return loss.item(), int((logits.detach().argmax(dim=1) == labels).sum()), logits.shape[1]
@@ -264,7 +264,8 @@ def fit_torch(module: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 
         return group["lr"], group.get("weight_decay", 0.0), "betas" in group
 
     module.train()
-    return _train.train_loop(forward, update, x, y, epochs=epochs, batch_size=r["batch_size"],
+    y64 = np.asarray(y, dtype=np.int64)                    # converted once, not per batch
+    return _train.train_loop(forward, update, x, y64, epochs=epochs, batch_size=r["batch_size"],
                              dtype=torch.empty(0, dtype=dtype).numpy().dtype,
                              optimizer_settings=settings, scheduler=scheduler,
                              validate=(lambda: evaluate_torch(module, *validation)) if validation is not None else None,

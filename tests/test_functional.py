@@ -25,16 +25,26 @@ def close(a, b, tol=1e-12):
     return np.abs(a - b).max() <= tol * scale
 
 
+def stored(x, batch_last):
+    """x as it is (C-contiguous), or the same values stored batch-last, as the engine's outputs are."""
+    if not batch_last:
+        return x
+    out = F.new_batch_last(x.shape, x.dtype)
+    out[...] = x
+    return out
+
+
+@pytest.mark.parametrize("batch_last", [False, True])
 @pytest.mark.parametrize("x_shape,w_shape,stride,padding", CONV_CASES)
-def test_conv_fast_equals_naive(rng, x_shape, w_shape, stride, padding):
-    x = rng.standard_normal(x_shape)
+def test_conv_fast_equals_naive(rng, x_shape, w_shape, stride, padding, batch_last):
+    x = stored(rng.standard_normal(x_shape), batch_last)
     W = rng.standard_normal((w_shape[0], x_shape[1], *w_shape[1:]))
     b = rng.standard_normal(w_shape[0])
     out_naive = F.conv2d_naive(x, W, b, stride, padding)
     out_fast, cols = F.conv2d(x, W, b, stride, padding)
     assert out_fast.shape == out_naive.shape
     assert close(out_fast, out_naive)
-    dout = rng.standard_normal(out_naive.shape)
+    dout = stored(rng.standard_normal(out_naive.shape), batch_last)
     for fast, naive in zip(F.conv2d_backward(dout, cols, x.shape, W, stride, padding),
                            F.conv2d_backward_naive(dout, x, W, stride, padding)):
         assert fast.shape == naive.shape
@@ -47,14 +57,15 @@ POOL_CASES = [((1, 1, 4, 4), 2, None), ((7, 3, 9, 7), 3, 2), ((2, 2, 6, 9), (2, 
               ((1, 2, 8, 8), 2, 3)]                # stride > kernel: gaps between the windows
 
 
+@pytest.mark.parametrize("batch_last", [False, True])
 @pytest.mark.parametrize("mode", ["avg", "max"])
 @pytest.mark.parametrize("x_shape,kernel,stride", POOL_CASES)
-def test_pool_fast_equals_naive(rng, mode, x_shape, kernel, stride):
-    x = rng.standard_normal(x_shape)
+def test_pool_fast_equals_naive(rng, mode, x_shape, kernel, stride, batch_last):
+    x = stored(rng.standard_normal(x_shape), batch_last)
     out_naive = F.pool2d_naive(x, kernel, stride, mode)
     out_fast, cache = F.pool2d(x, kernel, stride, mode)
     assert close(out_fast, out_naive)
-    dout = rng.standard_normal(out_naive.shape)
+    dout = stored(rng.standard_normal(out_naive.shape), batch_last)
     assert close(F.pool2d_backward(dout, cache, x.shape, kernel, stride, mode),
                  F.pool2d_backward_naive(dout, x, kernel, stride, mode))
 
@@ -110,33 +121,40 @@ def test_bad_shapes_are_named(rng):
 
 
 # ------------------------------------------------------------------------------------------------
-# The fast engine's own pieces: unfold/fold in both layouts, reused buffers, the layer's workspace.
+# The fast engine's own pieces: unfold/fold, the batch-last layout, reused buffers, the workspace.
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("layout", ["CNHW", "CHWN"])
 @pytest.mark.parametrize("x_shape,kernel,stride,padding", [((2, 3, 7, 6), (3, 2), (2, 1), (1, 1)),
                                                            ((3, 1, 8, 8), 5, 1, 0), ((2, 4, 6, 5), 5, 1, 0)])
-def test_unfold_is_im2col_reordered_and_fold_is_its_adjoint(rng, x_shape, kernel, stride, padding, layout):
+def test_unfold_is_im2col_reordered_and_fold_is_its_adjoint(rng, x_shape, kernel, stride, padding):
     x = rng.standard_normal(x_shape)
-    cols = F.unfold(x, kernel, stride, padding, layout=layout)
+    cols = F.unfold(x, kernel, stride, padding)
     rows = F.im2col(x, kernel, stride, padding)                   # (N*OH*OW, K), image-major
     n, k = x_shape[0], rows.shape[1]
     oh = F.output_size(x_shape[2], F.pair(kernel, "k")[0], F.pair(stride, "s")[0], F.pair(padding, "p")[0])
     assert cols.shape == (k, rows.shape[0])
-    if layout == "CNHW":                                           # columns in im2col's row order
-        expected = rows.T
-    else:                                                          # columns position-major, image-minor
-        expected = rows.reshape(n, oh, -1, k).transpose(3, 1, 2, 0).reshape(k, -1)
-    assert np.array_equal(cols, expected)
+    # columns position-major, image-minor: column (i*OW + j)*N + n
+    assert np.array_equal(cols, rows.reshape(n, oh, -1, k).transpose(3, 1, 2, 0).reshape(k, -1))
     c = rng.standard_normal(cols.shape)
-    folded = F.fold(c, x.shape, kernel, stride, padding, layout=layout)
+    folded = F.fold(c, x.shape, kernel, stride, padding)
     assert np.isclose(np.sum(cols * c), np.sum(x * folded), rtol=1e-12)
-    back = c.T if layout == "CNHW" else c.reshape(k, oh, -1, n).transpose(3, 1, 2, 0).reshape(-1, k)
+    back = c.reshape(k, oh, -1, n).transpose(3, 1, 2, 0).reshape(-1, k)
     assert np.allclose(folded, F.col2im(back, x.shape, kernel, stride, padding), rtol=0, atol=1e-12)
 
 
-def test_layout_follows_the_width_of_the_output_rows():
-    assert F.conv_layout(28) == "CNHW" and F.conv_layout(10) == "CHWN"     # LeNet's C1 and C3
+def test_engine_outputs_are_stored_batch_last_and_read_without_a_copy(rng):
+    """conv2d returns its output stored batch-last; the next convolution unfolds it as it is (its
+    one-window-per-image columns are that very memory), and pooling keeps the layout."""
+    x = rng.standard_normal((3, 2, 9, 9))
+    assert not F.batch_last(x)
+    out, _ = F.conv2d(x, rng.standard_normal((4, 2, 5, 5)), np.zeros(4))
+    assert out.shape == (3, 4, 5, 5) and F.batch_last(out)
+    pooled, _ = F.pool2d(out, 2, 1, "avg")
+    assert F.batch_last(pooled)
+    _, cols = F.conv2d(out, rng.standard_normal((6, 4, 5, 5)), np.zeros(6))   # whole image: x itself
+    assert np.shares_memory(cols, out)
+    dx = F.pool2d_backward(stored(rng.standard_normal(pooled.shape), True), None, out.shape, 2, 1, "avg")
+    assert F.batch_last(dx)                                        # the gradient keeps dout's layout
 
 
 def test_unfold_into_a_buffer_and_reject_a_wrong_one(rng):

@@ -15,7 +15,6 @@ from conftest import REPO
 AWAITING_CLEAN_RUN = {
     "headline.json": "chapter 6's 10-seed headline (hours of CPU); resumed from a temporary folder",
     "attribution_checks.json": "chapter 10's attribution checks (about 11 minutes of CPU)",
-    "bench_epoch.json": "rewritten by the benchmarks' owner",
 }
 
 #: how prose and code name a record: record_value("x.json", ...), read_record("x.json"),
