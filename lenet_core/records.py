@@ -3,8 +3,10 @@
 A long run (benchmarks, training over many seeds, ablations, the seed-paper ladder) ends with
 :func:`write_record`, which stores its results together with how they were made: the command line,
 the seed(s), the git commit, the machine (CPU, cores, Python, NumPy, torch, whether
-``OPENBLAS_CORETYPE`` was set) and the date. Chapters, the intro and the READMEs read the figures back
-with :func:`read_record`; a test compares the prose with the records, so a number cannot drift.
+``OPENBLAS_CORETYPE`` was set) and the date. Chapters read records with :func:`read_record` to plot
+them; the prose quotes a figure with the book's ``{record}`` role, which :func:`record_figure`
+resolves at build time, and ``tools/prose_check.py`` checks every quotation, so a number cannot drift.
+A figure a chapter computes itself reaches its prose through :func:`glue_all`.
 
 Layout of a record::
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import platform
 import shlex
 import subprocess
@@ -130,20 +133,26 @@ def record_value(path, key: str):
     return value
 
 
+#: a Python format spec (``.2%``, ``,.0f``, ``+.1e``, ``d``): the last word of a role, if it is one
+FORMAT_SPEC = re.compile(r"(?:.?[<>=^])?[+\- ]?z?#?0?\d*[,_]?(?:\.\d+)?[bcdeEfFgGnosxX%]?")
+
+
 def record_figure(text: str) -> str:
     """The figure that the book's ``{record}`FILE KEY SPEC` `` role shows, formatted.
 
     ``text`` is ``FILE KEY`` or ``FILE KEY SPEC``: a record (:func:`record_path`), a dotted key
-    (:func:`record_value`) and a Python format spec (``.2%``, ``.1f``, ``,.0f``, ``d``):
+    (:func:`record_value`; it may contain spaces, ``results.methods.Integrated Gradients.auc``) and a
+    Python format spec (``.2%``, ``.1f``, ``,.0f``, ``d``):
     ``record_figure("headline.json results.summary.default.test_acc.mean .2%")`` -> ``'99.22%'``.
     Raises :class:`RecordError` with one line naming the problem: a malformed role, a missing file
     or key, a value the spec cannot format, or a ``--quick`` record (a smoke run's numbers mean
     nothing). Used by the Sphinx role (``_ext/record_role.py``) and by ``tools/prose_check.py``.
     """
     parts = text.split()
-    if len(parts) not in (2, 3):
+    if len(parts) < 2:
         raise RecordError(f"needs FILE KEY [FORMAT], got {text!r}")
-    file, key, spec = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+    spec = parts.pop() if len(parts) > 2 and FORMAT_SPEC.fullmatch(parts[-1]) else ""
+    file, key = parts[0], " ".join(parts[1:])          # a key may hold spaces ("Integrated Gradients")
     path = record_path(file)
     try:
         with open(path) as f:
@@ -192,7 +201,7 @@ def glue_record(name: str, path, key: str):
     Superseded by the ``{record}`` role (a record's figure goes straight into the prose); kept while
     chapters still call it, and checked by ``tools/prose_check.py``.
 
-    It also glues ``name + "__record"`` = ``"PATH KEY"``, so that tests/test_prose_records.py can
+    It also glues ``name + "__record"`` = ``"PATH KEY"``, so that tools/prose_check.py can
     check the stored figure against the file even when the name and key are built in a loop
     (``glue_record(f"val_{rung}", "ablation.json", f"results.table.{i}.val_error_mean")``).
     """

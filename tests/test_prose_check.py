@@ -32,6 +32,8 @@ def test_record_figure_formats_and_refuses(record):
         record_figure(f"{record} results.acc")
     with pytest.raises(RecordError, match="cannot read"):
         record_figure(f"{record.parent / 'missing.json'} results.sec .1f")
+    record.write_text(json.dumps({"quick": False, "results": {"Integrated Gradients": {"auc": 0.125}}}))
+    assert record_figure(f"{record} results.Integrated Gradients.auc .3f") == "0.125"   # spaces in a key
     record.write_text(json.dumps({"quick": True, "results": {"sec": 7.84}}))
     with pytest.raises(RecordError, match="--quick"):
         record_figure(f"{record} results.sec .2f")
@@ -231,3 +233,13 @@ def test_role_extension_renders_and_fails_the_build(tmp_path, record):
     run = subprocess.run(build, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0
     assert "index:3" in run.stderr and "no 'results.nope'" in run.stderr
+
+
+def test_settings_name_existing_pages_and_pages_still_on_markers(tmp_path):
+    (tmp_path / "on_markers.md").write_text("It took 9 s<!-- fixed: a timeout -->.\n")
+    (tmp_path / "converted.md").write_text("It took 9 s.\n")
+    settings = pc.Settings(strict=["gone.md"], legacy_markers=["on_markers.md", "converted.md"])
+    problems = pc.check_settings(settings, repo=tmp_path)
+    assert len(problems) == 2
+    assert "gone.md, which does not exist" in problems[0]
+    assert "converted.md, which has no marker left" in problems[1]

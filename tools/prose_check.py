@@ -416,6 +416,9 @@ def check_settings(settings: Settings, repo: Path = REPO) -> list[str]:
                 if not (repo / p).is_file()]
     problems += [f"{SETTINGS.name}: dirty_records names {r}, which does not exist"
                  for r in settings.dirty_records if not record_path(r).is_file()]
+    problems += [f"{SETTINGS.name}: legacy_markers names {p}, which has no marker left: remove it"
+                 for p in settings.legacy_markers if (repo / p).is_file() and not any(
+                     MARKER.search(prose_of(t)) for _, t in markdown_parts(repo / p))]
     return problems
 
 
