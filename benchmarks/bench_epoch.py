@@ -9,7 +9,7 @@ Both run at their default thread counts.
 The machine may be shared, so the epochs are interleaved (scratch, PyTorch, scratch, PyTorch, ...):
 a slow spell hits both, and the ratio is the median of the ratios of neighbouring epochs.
 
-    flock /tmp/lenet-cpu.lock python benchmarks/bench_epoch.py              # writes results/bench_epoch.json
+    python benchmarks/bench_epoch.py              # writes results/bench_epoch.json
     python benchmarks/bench_epoch.py --quick --out /tmp/bench_epoch.json    # a smoke run (never to results/)
 
 Speed is not a test: no test reads these numbers; the book and READMEs quote the record.
@@ -20,19 +20,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from lenet_core import LeNet5  # noqa: E402
-from lenet_core.data import load_mnist, prepare  # noqa: E402
-from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
-from lenet_core.train import fit, predict  # noqa: E402
-from lenet_core.twin import fit_torch, recipe_optimizer, to_torch  # noqa: E402
+from lenet_core import LeNet5
+from lenet_core.data import load_mnist, prepare
+from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.train import fit, predict
+from lenet_core.twin import fit_torch, recipe_optimizer, to_torch
 
 #: the same settings on both sides: SGD with Nesterov momentum, constant learning rate, no weight decay
 RECIPE = dict(optimizer="momentum", lr=0.05, weight_decay=0.0, schedule="none", augment=0)

@@ -5,7 +5,7 @@ float32, training mode (C1 skips its input gradient, as in ``fit``); the figure 
 ``--repeats`` timed calls, measured round-robin over the layers so that a slow spell of a shared machine
 spreads over all of them.
 
-    flock /tmp/lenet-cpu.lock python benchmarks/bench_layers.py          # writes results/bench_layers.json
+    python benchmarks/bench_layers.py          # writes results/bench_layers.json
     python benchmarks/bench_layers.py --quick --out /tmp/bench_layers.json
 """
 
@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from lenet_core import LeNet5  # noqa: E402
-from lenet_core.layers import input_grad  # noqa: E402
-from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
+from lenet_core import LeNet5
+from lenet_core.layers import input_grad
+from lenet_core.records import RECORDS_DIR, write_record
 
 
 def profile(batch_size: int, repeats: int, seed: int = 0) -> dict:

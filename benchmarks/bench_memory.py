@@ -3,7 +3,7 @@
 Runs ``python -m lenet_core train --epochs 10`` (the default recipe, all 60,000 images) as a child
 process and reads its peak resident memory from the operating system (``getrusage`` of the children).
 
-    flock /tmp/lenet-cpu.lock python benchmarks/bench_memory.py          # writes results/bench_memory.json
+    python benchmarks/bench_memory.py          # writes results/bench_memory.json
     python benchmarks/bench_memory.py --quick --out /tmp/bench_memory.json
 """
 
@@ -17,9 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
+from lenet_core.records import RECORDS_DIR, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,13 +1,14 @@
 """lenet_core: LeNet-5 from scratch in NumPy, with every gradient checked.
 
-Modules: ``functional`` (convolution and pooling: naive loops and the fast unfold engine),
+The engine: ``functional`` (convolution and pooling: naive loops and the fast unfold engine),
 ``layers``, ``losses``, ``model`` (``Sequential``, ``LeNet5``, ``.npz`` weights), ``optim``, ``train``,
-``data`` (MNIST), ``gradcheck``, ``summary`` (architecture tables), ``fields`` (receptive fields),
-``viz`` (the book's figures), ``twin`` (the PyTorch twin), ``attribution`` (Integrated Gradients),
-``attribution_methods`` (saliency,
-SmoothGrad, occlusion, GradientSHAP), ``attribution_checks`` (sanity checks, deletion/insertion),
-``grading`` (the autograder), ``lenet1998`` (LeNet-5 as in 1998: its layers, RBF loss, SDLM,
-distortions; twin in ``twin1998``).
+``data`` (MNIST), ``gradcheck``, ``checkpoint``, ``summary`` (architecture tables), ``records``.
+One chapter each: ``filters`` (hand-made kernels, moving average), ``fields`` (receptive fields),
+``twin`` (the PyTorch twin), ``seed_paper`` (the seed paper's pipeline).
+Packages: ``attribution`` (``ig``: Integrated Gradients; ``methods``: saliency, SmoothGrad,
+occlusion, GradientSHAP; ``checks``: sanity checks, deletion/insertion), ``lenet1998`` (LeNet-5 as
+in 1998: ``layers``, ``sdlm``, ``distortions``, ``fit``, ``tables``, ``twin``), ``viz`` (the book's
+figures, one module per topic). ``grading`` is the autograder.
 """
 
 from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sigmoid, Tanh

@@ -70,6 +70,14 @@ def machine_info() -> dict:
     return info
 
 
+def _command_line() -> str:
+    """This process's command line as typed: ``python -m experiments.ablation --jobs 2`` for a module
+    run with ``-m`` (whose ``sys.argv[0]`` is the module's file path), else ``python script.py ...``."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    head = ["-m", spec.name] if spec is not None and spec.name else sys.argv[:1]
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *head, *sys.argv[1:]])
+
+
 def write_record(path, results: dict, *, command: str | None = None, seed=None, quick: bool = False,
                  name: str | None = None) -> Path:
     """Write ``results`` (JSON-serialisable) with its provenance to ``path`` (``.json``), atomically.
@@ -79,7 +87,7 @@ def write_record(path, results: dict, *, command: str | None = None, seed=None, 
     """
     commit, dirty = git_commit()
     record = {"name": name or Path(path).stem,
-              "command": command or " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+              "command": command or _command_line(),
               "seed": seed, "commit": commit, "dirty": dirty, "machine": machine_info(),
               "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
               "quick": bool(quick), "results": results}
@@ -146,7 +154,7 @@ def record_figure(text: str) -> str:
     ``record_figure("headline.json results.summary.default.test_acc.mean .2%")`` -> ``'99.22%'``.
     Raises :class:`RecordError` with one line naming the problem: a malformed role, a missing file
     or key, a value the spec cannot format, or a ``--quick`` record (a smoke run's numbers mean
-    nothing). Used by the Sphinx role (``_ext/record_role.py``) and by ``tools/prose_check.py``.
+    nothing). Used by the Sphinx role (``tools/record_role.py``) and by ``tools/prose_check.py``.
     """
     parts = text.split()
     if len(parts) < 2:

@@ -1,6 +1,6 @@
 """The measuring tools of the sanity checks and faithfulness curves: Spearman's rank correlation and
 SSIM (hand-checked cases and independent brute-force versions), layer re-initialisation, pixel orders,
-deletion/insertion curves and their area; and scripts/attribution_checks.py in --quick mode."""
+deletion/insertion curves and their area; and experiments/attribution_checks.py in --quick mode."""
 
 import json
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 
 from lenet_core import LeNet5, load_weights
 from lenet_core.attribution import make_baseline, model_output
-from lenet_core.attribution_checks import (CASCADE, METHOD_NAMES, cascading_randomization, curve_auc,
+from lenet_core.attribution.checks import (CASCADE, METHOD_NAMES, cascading_randomization, curve_auc,
                                            deletion_insertion, pixel_order, rankdata, reinitialized,
                                            scale_maps, spearman, ssim, standard_methods)
 from lenet_core.data import prepare
@@ -179,7 +179,7 @@ def test_standard_methods_are_seeded_and_shaped(mnist):
 
 def test_attribution_checks_script_quick(tmp_path):
     out = tmp_path / "attribution_checks.json"
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "attribution_checks.py"), "--quick",
+    result = subprocess.run([sys.executable, "-m", "experiments.attribution_checks", "--quick",
                              "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads(out.read_text())
@@ -196,7 +196,7 @@ def test_attribution_checks_script_quick(tmp_path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from lenet_core.attribution_checks import plot_curves, plot_map_table, plot_randomization
+    from lenet_core.viz import plot_curves, plot_map_table, plot_randomization
 
     fig = plot_randomization(res["sanity"]["methods"], threshold=0.5, title="t")
     assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)

@@ -21,7 +21,7 @@ from captum.attr import (GradientShap, InputXGradient, IntegratedGradients, Nois
 
 from lenet_core import LeNet5, load_weights
 from lenet_core.attribution import integrated_gradients, make_baseline, model_output
-from lenet_core.attribution_methods import (draw_baselines, expected_gradients, gaussian_noise,
+from lenet_core.attribution.methods import (draw_baselines, expected_gradients, gaussian_noise,
                                             gradient_shap, input_x_gradient, occlusion, occlusion_masks,
                                             saliency, smoothgrad)
 from lenet_core.data import prepare

@@ -23,7 +23,6 @@ Screenshots of every state go to ``_build/screenshots/live/`` (git-ignored): loo
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 
 import numpy as np
@@ -33,17 +32,11 @@ from conftest import CHROMIUM, REPO, SCREENSHOTS, is_local
 from lenet_core import LeNet5, load_weights
 from lenet_core.attribution import integrated_gradients, make_baseline
 from lenet_core.data import prepare
+from tools import export_weights_js
 
 SHOTS = SCREENSHOTS / "live"
 LIVE_PAGES = ["book/playground", "book/ch02_convolution", "book/ch03_pooling"]
 WEIGHTS = REPO / "book" / "weights" / "lenet5.npz"
-
-
-def _exporter():
-    spec = importlib.util.spec_from_file_location("export_weights_js", REPO / "scripts" / "export_weights_js.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _b64(array) -> str:
@@ -117,11 +110,11 @@ def open_page(chromium):
 # ----------------------------------------------------------------------------------------------
 
 def test_exported_weights_are_fresh(mnist):
-    exporter = _exporter()
+    exporter = export_weights_js
     expected = exporter.weights_script(WEIGHTS, mnist.x_train)
     committed = exporter.OUT.read_text()
     assert committed == expected, (f"{exporter.OUT} is stale (it is not what {WEIGHTS.name} exports to): "
-                                   "run `python scripts/export_weights_js.py`")
+                                   "run `python -m tools.export_weights_js`")
 
 
 def test_build_writes_the_stored_digits(book_build, mnist):
@@ -134,7 +127,7 @@ def test_build_writes_the_stored_digits(book_build, mnist):
 
 
 def test_export_script_check_and_errors(tmp_path, capsys):
-    exporter = _exporter()
+    exporter = export_weights_js
     out = tmp_path / "weights.js"
     out.write_text("window.LENET5_WEIGHTS = {};\n")
     assert exporter.main(["--out", str(out), "--check"]) == 1                 # stale: says so, writes nothing
@@ -152,8 +145,6 @@ def test_export_script_check_and_errors(tmp_path, capsys):
 
 def test_build_without_mnist_writes_empty_digit_scripts(tmp_path, monkeypatch):
     """No MNIST where the book is built: the digit scripts say null (the pages fall back), no error."""
-    import importlib
-
     import lenet_core.data
     from lenet_core.data import MNISTError
 
@@ -161,8 +152,7 @@ def test_build_without_mnist_writes_empty_digit_scripts(tmp_path, monkeypatch):
         raise MNISTError("t10k-images-idx3-ubyte.gz: file not found")
 
     monkeypatch.setattr(lenet_core.data, "load_mnist", missing)
-    monkeypatch.syspath_prepend(str(REPO / "_ext"))
-    live_assets = importlib.import_module("live_assets")
+    from tools import live_assets
     app = type("App", (), {"outdir": str(tmp_path), "builder": type("B", (), {"format": "html"})()})()
     live_assets._write_digits(app, None)
     for name, variable in (("mnist_test_digits.js", "MNIST_TEST_DIGITS"), ("mnist_explorer_digits.js", "MNIST_EXPLORER_DIGITS")):
@@ -404,7 +394,7 @@ def _canvas(page, selector):
 
 
 def test_kernel_explorer_edits_change_the_feature_map(open_page, site, mnist):
-    from lenet_core import viz
+    from lenet_core import filters
 
     live = open_page(f"{site}/book/ch02_convolution.html")
     page = live.page
@@ -412,16 +402,16 @@ def test_kernel_explorer_edits_change_the_feature_map(open_page, site, mnist):
     root.scroll_into_view_if_needed()
     root.screenshot(path=str(SHOTS / "ch02-kernel-1-sobel-x.png"))
     digit = mnist.x_train[int(np.flatnonzero(mnist.y_train == 0)[0])] / 255       # the explorer's first digit
-    kernel = viz.classic_kernels()["Sobel x"].copy()
+    kernel = filters.classic_kernels()["Sobel x"].copy()
     before = np.array(page.evaluate("() => Array.from(LiveExplorers.kernel[0].response)")).reshape(28, 28)
-    np.testing.assert_allclose(before, viz.filter2d(digit, kernel), atol=1e-12)
+    np.testing.assert_allclose(before, filters.filter2d(digit, kernel), atol=1e-12)
     picture = _canvas(page, "[data-explorer=kernel] .kx-view figure:last-child canvas")
 
     root.locator(".kx-grid input").nth(4).fill("3")                               # the centre cell
     kernel[1, 1] = 3
     after = np.array(page.evaluate("() => Array.from(LiveExplorers.kernel[0].response)")).reshape(28, 28)
     root.screenshot(path=str(SHOTS / "ch02-kernel-2-edited.png"))
-    np.testing.assert_allclose(after, viz.filter2d(digit, kernel), atol=1e-12)
+    np.testing.assert_allclose(after, filters.filter2d(digit, kernel), atol=1e-12)
     assert _canvas(page, "[data-explorer=kernel] .kx-view figure:last-child canvas") != picture, \
         "editing a kernel cell did not change the drawn feature map"
 
@@ -431,7 +421,7 @@ def test_kernel_explorer_edits_change_the_feature_map(open_page, site, mnist):
     assert page.evaluate(_CANVAS_PLACES) == where, "the explorer's pictures moved when the kernel grew"
     root.locator("select").nth(1).select_option("Gaussian 5x5 (\u03c3=1)")
     gauss = np.array(page.evaluate("() => Array.from(LiveExplorers.kernel[0].response)")).reshape(28, 28)
-    np.testing.assert_allclose(gauss, viz.filter2d(digit, viz.classic_kernels()["Gaussian 5x5 (σ=1)"]), atol=1e-12)
+    np.testing.assert_allclose(gauss, filters.filter2d(digit, filters.classic_kernels()["Gaussian 5x5 (σ=1)"]), atol=1e-12)
     root.screenshot(path=str(SHOTS / "ch02-kernel-3-gaussian-5x5.png"))
     live.check_clean("chapter 2's kernel explorer")
 

@@ -1,4 +1,4 @@
-"""scripts/headline_seeds.py: its quick mode runs the whole code path and writes a sound record;
+"""experiments/headline_seeds.py: its quick mode runs the whole code path and writes a sound record;
 its McNemar test is the exact binomial test."""
 
 import json
@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+from experiments import headline_seeds
 
-import headline_seeds  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_mcnemar_counts_discordant_pairs_and_gives_the_exact_p():
@@ -36,8 +35,8 @@ def test_mean_sd_is_the_sample_sd():
 
 def test_quick_run_writes_a_quick_record(tmp_path):
     out = tmp_path / "headline.json"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "headline_seeds.py"), "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "experiments.headline_seeds", "--quick",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads(out.read_text())
     assert record["quick"] is True

@@ -1,5 +1,5 @@
 """LeNet-5 as in 1998 (lenet_core.lenet1998): gradient checks in float64, PyTorch parity, SDLM, distortions,
-and the quick modes of scripts/train_1998.py and scripts/ablation.py."""
+and the quick modes of experiments/train_1998.py and experiments/ablation.py."""
 
 import json
 import subprocess
@@ -16,8 +16,8 @@ from lenet_core.gradcheck import check_layer, check_model, numerical_gradient, r
 from lenet_core.lenet1998 import (A, BACKGROUND, FOREGROUND, MLP, SDLM, LeNet5_1998, PartialConv2d, RBFLoss,
                                   RBFOutput, ScaledTanh, Subsampling2d, estimate_curvature, prepare_1998,
                                   random_affine, rbf_codes, sdlm_learning_rate, trainable_parameters)
-from lenet_core.summary import C3_TABLE
-from lenet_core.twin1998 import rbf_loss_torch, to_torch_1998, torch_name_1998
+from lenet_core.lenet1998 import C3_TABLE
+from lenet_core.lenet1998.twin import rbf_loss_torch, to_torch_1998, torch_name_1998
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 1e-7
@@ -189,7 +189,7 @@ def test_sdlm_keeps_absent_c3_connections_at_zero(mnist):
 
 def test_fit_1998_re_estimates_the_curvature_early(mnist, monkeypatch):
     """Before every pass, and every k updates of the first pass only (our departure from the paper)."""
-    from lenet_core import lenet1998
+    from lenet_core.lenet1998 import fit as lenet1998
 
     calls = []
     real = lenet1998.estimate_curvature
@@ -221,18 +221,19 @@ def test_random_affine(mnist):
 
 
 # ----------------------------------------------------------------------------------------------
-# The scripts' quick modes: the code path, not the numbers
+# The experiments' quick modes: the code path, not the numbers
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("script", ["train_1998.py", "ablation.py", "distortion_probe.py"])
+@pytest.mark.parametrize("script", ["train_1998", "ablation", "distortion_probe"])
 def test_script_quick_mode(tmp_path, script):
     out = tmp_path / "record.json"
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--quick", "--out", str(out)],
+    result = subprocess.run([sys.executable, "-m", f"experiments.{script}", "--quick", "--out", str(out)],
                             capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads(out.read_text())
     assert record["quick"] is True and record["results"]["complete"] is True
-    refused = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--quick"],
+    assert record["command"].split()[1:3] == ["-m", f"experiments.{script}"]      # as typed, rerunnable
+    refused = subprocess.run([sys.executable, "-m", f"experiments.{script}", "--quick"],
                              capture_output=True, text=True, timeout=60, cwd=REPO)
     assert refused.returncode != 0 and "temporary folder" in refused.stderr
 

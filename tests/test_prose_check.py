@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -219,18 +219,15 @@ def test_nbval_honours_the_check_output_tag(tmp_path):
 
 def test_role_extension_renders_and_fails_the_build(tmp_path, record):
     pytest.importorskip("myst_parser")
-    (tmp_path / "conf.py").write_text(textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(pc.REPO / '_ext')!r})
-        extensions = ["myst_parser", "record_role"]
-        """))
+    (tmp_path / "conf.py").write_text('extensions = ["myst_parser", "tools.record_role"]\n')
     (tmp_path / "index.md").write_text(f"# T\n\nAccuracy **{{record}}`{record} results.acc.1 .2%`**.\n")
     build = [sys.executable, "-m", "sphinx", "-q", "-b", "html", str(tmp_path), str(tmp_path / "_b")]
-    run = subprocess.run(build, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(pc.REPO), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(build, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr
     assert "Accuracy <strong>99.20%</strong>." in (tmp_path / "_b" / "index.html").read_text()
     (tmp_path / "index.md").write_text(f"# T\n\nAccuracy {{record}}`{record} results.nope .2%`.\n")
-    run = subprocess.run(build, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(build, capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode != 0
     assert "index:3" in run.stderr and "no 'results.nope'" in run.stderr
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from lenet_core import AvgPool2d, Conv2d, Flatten, LeNet5, Linear, MaxPool2d, ReLU, Sequential, Tanh
-from lenet_core.summary import (C3_TABLE, format_connection_table, format_paper_table,
-                                lecun1998_table, partial_conv_parameters, summary)
+from lenet_core.lenet1998.tables import (C3_TABLE, format_connection_table, format_paper_table,
+                                         lecun1998_table, partial_conv_parameters)
+from lenet_core.summary import summary
 
 
 def test_lenet5_table_has_the_papers_shapes_and_counts():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from lenet_core import functional, viz
+from lenet_core import filters, functional, viz
 
 
 @pytest.fixture(autouse=True)
@@ -137,7 +137,7 @@ def test_one_hot_labels_rows():
 
 
 def test_classic_kernels_sums():
-    k = viz.classic_kernels()
+    k = filters.classic_kernels()
     assert set(k) >= {"Sobel x", "Sobel y", "Laplacian", "sharpen"}
     assert k["Sobel x"].sum() == 0 and k["Laplacian"].sum() == 0
     assert np.isclose(k["Gaussian 5x5 (σ=1)"].sum(), 1) and np.isclose(k["box blur 3x3"].sum(), 1)
@@ -147,17 +147,17 @@ def test_classic_kernels_sums():
 def test_filter2d_is_same_size_cross_correlation(rng):
     img = rng.normal(size=(6, 7))
     k = rng.normal(size=(3, 3))
-    out = viz.filter2d(img, k)
+    out = filters.filter2d(img, k)
     assert out.shape == img.shape
     padded = np.pad(img, 1)
     assert np.isclose(out[2, 3], np.sum(padded[2:5, 3:6] * k))       # not flipped
     with pytest.raises(ValueError, match="odd"):
-        viz.filter2d(img, np.ones((2, 2)))
+        filters.filter2d(img, np.ones((2, 2)))
 
 
 def test_kernel_figures(rng):
     img = rng.uniform(size=(10, 10))
-    kernels = viz.classic_kernels()
+    kernels = filters.classic_kernels()
     fig = viz.plot_kernel_responses(img, kernels)
     assert len(image_axes(fig)) == 2 * len(kernels)
     assert_titled(fig)
@@ -222,13 +222,13 @@ def _history(n=3, val=True):
 
 
 def test_moving_average_is_trailing_and_keeps_length():
-    out = viz.moving_average([1, 2, 3, 4, 5], window=2)
+    out = filters.moving_average([1, 2, 3, 4, 5], window=2)
     assert np.allclose(out, [1, 1.5, 2.5, 3.5, 4.5])
-    assert np.allclose(viz.moving_average([3, 1], window=1), [3, 1])
+    assert np.allclose(filters.moving_average([3, 1], window=1), [3, 1])
     with pytest.raises(ValueError, match="window"):
-        viz.moving_average([1, 2], window=0)
+        filters.moving_average([1, 2], window=0)
     with pytest.raises(ValueError, match="1-D"):
-        viz.moving_average(np.ones((2, 2)), window=2)
+        filters.moving_average(np.ones((2, 2)), window=2)
 
 
 def test_loss_curves_one_raw_and_one_smoothed_line_per_curve(rng):
@@ -237,7 +237,7 @@ def test_loss_curves_one_raw_and_one_smoothed_line_per_curve(rng):
     ax = fig.axes[0]
     assert len(ax.lines) == 4
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
-    assert np.allclose(ax.lines[3].get_ydata(), viz.moving_average(ax.lines[2].get_ydata(), 5))
+    assert np.allclose(ax.lines[3].get_ydata(), filters.moving_average(ax.lines[2].get_ydata(), 5))
     assert ax.get_xlabel() and ax.get_ylabel()
     with pytest.raises(ValueError):
         viz.plot_loss_curves({})
@@ -532,7 +532,8 @@ def test_plot_convergence_is_log_log_with_means_and_guides():
 
 def test_architecture_figures_have_titles_and_labels():
     from lenet_core import LeNet5, Sequential, Tanh
-    from lenet_core.summary import C3_TABLE, summary
+    from lenet_core.lenet1998 import C3_TABLE
+    from lenet_core.summary import summary
 
     fig = viz.plot_parameter_counts(summary(LeNet5(), (1, 32, 32)))
     ax = fig.axes[0]

@@ -12,7 +12,7 @@ although written from a modified tree, and the bookkeeping floor. The convention
 (CONTRIBUTING.md, "Numbers in prose"):
 
 - A figure from a committed record is written ``{record}`FILE KEY FORMAT` `` (the Sphinx role of
-  ``_ext/record_role.py``, rendered at build time). Every role must resolve
+  ``tools/record_role.py``, rendered at build time). Every role must resolve
   (:func:`lenet_core.records.record_figure`: file, key, format, not ``--quick``), its record must be
   from a clean tree or accepted in the settings, and the page must be part of the book (a README on
   GitHub would show the role's source).

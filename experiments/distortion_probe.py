@@ -1,8 +1,8 @@
 """Why did some first passes of the 1998 network diverge? A short probe over many seeds.
 
     export PYTHONPATH=$PWD LENET_MNIST_DIR=../shared/mnist
-    python scripts/distortion_probe.py                                  # full: ~10 min on 1 core
-    python scripts/distortion_probe.py --quick --out /tmp/probe.json    # code path only
+    python -m experiments.distortion_probe                                  # full: ~10 min on 1 core
+    python -m experiments.distortion_probe --quick --out /tmp/probe.json    # code path only
 
 For each distortion setting and each way of estimating the curvature below, and each seed, the
 1998 network (lenet_core.lenet1998) trains one pass of SDLM at the paper's first rate on the first ``--images`` of the training split (600
@@ -21,15 +21,12 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-import numpy as np  # noqa: E402
+import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from lenet_core.data import load_splits  # noqa: E402
-from lenet_core.lenet1998 import DISTORTION, LeNet5_1998, RBFLoss, fit_1998, prepare_1998  # noqa: E402
-from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
-from lenet_core.train import DivergenceError  # noqa: E402
+from lenet_core.data import load_splits
+from lenet_core.lenet1998 import DISTORTION, LeNet5_1998, RBFLoss, fit_1998, prepare_1998
+from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.train import DivergenceError
 
 #: mean loss of the last 100 updates above which a run counts as diverged
 DIVERGED = 10.0

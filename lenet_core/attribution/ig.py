@@ -62,9 +62,9 @@ import numbers
 
 import numpy as np
 
-from .data import MNIST_MEAN, MNIST_STD, normalize, prepare
-from .layers import input_grad
-from .losses import softmax
+from ..data import MNIST_MEAN, MNIST_STD, normalize, prepare
+from ..layers import input_grad
+from ..losses import softmax
 
 __all__ = ["METHODS", "OUTPUTS", "BASELINES", "quadrature", "model_output", "output_gradient",
            "integrated_gradients", "make_baseline", "gaussian_blur", "torch_forward"]

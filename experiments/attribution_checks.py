@@ -1,7 +1,7 @@
 """Can we trust an attribution? Sanity checks and faithfulness curves for eight attribution methods.
 
 1. Sanity checks (Adebayo et al., 2018). For every method of
-   lenet_core.attribution_checks.standard_methods, maps of the true class's logit on SANITY_DIGITS
+   lenet_core.attribution.checks.standard_methods, maps of the true class's logit on SANITY_DIGITS
    test digits are computed for the trained LeNet-5 (book/weights/lenet5.npz) and compared with the
    maps of
    - the cascade: the same network with its layers re-initialised from the output down to C1, one
@@ -28,8 +28,8 @@ Stated before measuring (the verdicts are computed from these constants, never a
   over digits of the paired difference of areas (random minus method for deletion, method minus
   random for insertion) is positive and its 95% interval, mean +- 1.96 sd / sqrt(n), excludes 0.
 
-    PYTHONPATH=. LENET_MNIST_DIR=../shared/mnist flock /tmp/lenet-cpu.lock python scripts/attribution_checks.py
-    python scripts/attribution_checks.py --quick        # a smoke run, written to a temp folder
+    LENET_MNIST_DIR=../shared/mnist python -m experiments.attribution_checks
+    python -m experiments.attribution_checks --quick        # a smoke run, written to a temp folder
 
 Writes results/attribution_checks.json (lenet_core.records) and the shuffled-label network's weights
 results/attribution_random_labels.npz, unless --quick or --out says otherwise.
@@ -45,19 +45,18 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lenet_core import LeNet5, load_weights, save_weights                      # noqa: E402
-from lenet_core.attribution import make_baseline                              # noqa: E402
-from lenet_core.attribution_checks import (CASCADE, METHOD_NAMES, cascading_randomization,  # noqa: E402
+from lenet_core import LeNet5, load_weights, save_weights
+from lenet_core.attribution import make_baseline
+from lenet_core.attribution.checks import (CASCADE, METHOD_NAMES, cascading_randomization,
                                            curve_auc, deletion_insertion, pixel_order, scale_maps,
                                            spearman, ssim, standard_methods)
-from lenet_core.data import load_mnist, prepare, split_validation             # noqa: E402
-from lenet_core.optim import make_optimizer                   # noqa: E402
-from lenet_core.records import RECORDS_DIR, write_record                      # noqa: E402
-from lenet_core.train import evaluate, fit                                    # noqa: E402
+from lenet_core.data import load_mnist, prepare, split_validation
+from lenet_core.optim import make_optimizer
+from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.train import evaluate, fit
 
 REPO = Path(__file__).resolve().parents[1]
+
 SANITY_THRESHOLD = 0.5
 SANITY_DIGITS, FAITH_DIGITS = 50, 500
 RANDOM_LABEL_IMAGES = 2000

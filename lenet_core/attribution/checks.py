@@ -7,7 +7,7 @@ explains the *model* must change when the model's weights are destroyed.
   more at a time (``OUT``, then ``OUT`` and ``F6``, ..., then all five), with the layers' own
   initialisation (LeCun uniform weights, zero biases: a fresh :func:`lenet_core.model.LeNet5`);
 - the data-randomisation test compares with a network trained on shuffled labels
-  (``scripts/attribution_checks.py`` trains it);
+  (``experiments/attribution_checks.py`` trains it);
 - the maps are compared with :func:`spearman` (rank correlation, of the signed maps or of their
   absolute values) and :func:`ssim` (structural similarity of the absolute maps scaled to [0, 1]).
 
@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .attribution import IMAGE_SHAPE, _as_batch, _targets, integrated_gradients
-from .attribution_methods import (draw_baselines, gaussian_noise, gradient_shap, input_x_gradient,
+from .ig import IMAGE_SHAPE, _as_batch, _targets, integrated_gradients
+from .methods import (draw_baselines, gaussian_noise, gradient_shap, input_x_gradient,
                                   occlusion, saliency, smoothgrad)
-from .losses import softmax
-from .model import LeNet5
+from ..losses import softmax
+from ..model import LeNet5
 
 __all__ = ["rankdata", "spearman", "ssim", "scale_maps", "CASCADE", "reinitialized",
            "cascading_randomization", "pixel_order", "deletion_insertion", "curve_auc",
@@ -246,109 +246,3 @@ def standard_methods(pool, *, seed=0, smooth_samples=16, ig_steps=32, sg_ig_samp
         "expected gradients": lambda m, x, y, b: gradient_shap(
             m, x, y, *draw_baselines(pool, len(x), eg_samples, seed=seed)),
     }
-
-
-# ----------------------------------------------------------------------------------------------
-# Figures for the chapter "Can we trust an attribution?"
-# ----------------------------------------------------------------------------------------------
-
-__all__ += ["plot_map_table", "plot_randomization", "plot_curves"]
-
-
-def plot_map_table(maps, *, row_labels, col_labels, title=None, size=1.0):
-    """A table of attribution magnitudes: ``maps`` (R, C, ..., 32, 32), each drawn as ``|map| / max|map|``
-    (what :func:`ssim` compares) on one shared scale from 0 to 1, rows labelled on the left, columns
-    on top, one colour bar. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    m = np.asarray(maps, dtype=np.float64)
-    r, c = m.shape[:2]
-    if len(row_labels) != r or len(col_labels) != c:
-        raise ValueError(f"need {r} row labels and {c} column labels for maps of shape {m.shape}")
-    scaled = scale_maps(m.reshape(r * c, -1)).reshape(r, c, *m.shape[-2:])
-    fig, axes = plt.subplots(r, c, figsize=(size * c + 1.6, size * r + 0.6), squeeze=False,
-                             layout="constrained")
-    for i in range(r):
-        for j in range(c):
-            ax = axes[i, j]
-            im = ax.imshow(scaled[i, j], cmap="magma", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(col_labels[j], fontsize=8)
-            if j == 0:
-                ax.set_ylabel(row_labels[i], fontsize=8, rotation=0, ha="right", va="center")
-    fig.colorbar(im, ax=axes, fraction=0.03, pad=0.02, label="|attribution| / max")
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def plot_randomization(methods: dict, *, threshold=None, title=None):
-    """Two panels from a sanity-check record (``results["sanity"]["methods"]``): the median over the
-    digits (line) and the quartiles (band) of the Spearman correlation of |map| and of the SSIM,
-    against the cascade of re-initialised layers, with the shuffled-label network at the right.
-    ``threshold`` draws the pass/fail line on the Spearman panel. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    names = list(methods)
-    layers = [row["layer"] for row in methods[names[0]]["cascade"]]
-    labels = ["trained"] + [f"+{layer}" if k else layer for k, layer in enumerate(layers)] + ["shuffled\nlabels"]
-    x = np.arange(len(labels))
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.8), layout="constrained", sharex=True)
-    for ax, key, ylabel in ((axes[0], "spearman_abs", "Spearman rank correlation of |map|"),
-                            (axes[1], "ssim_abs", "SSIM of |map|")):
-        for k, name in enumerate(names):
-            rows = [methods[name]["cascade"][i][key] for i in range(len(layers))]
-            data = methods[name]["random_labels"][key]
-            med = [1.0] + [r["median"] for r in rows]
-            q1 = [1.0] + [r["q1"] for r in rows]
-            q3 = [1.0] + [r["q3"] for r in rows]
-            color = plt.get_cmap("tab10")(k)
-            ax.plot(x[:-1], med, "o-", ms=3, color=color, label=name)
-            ax.fill_between(x[:-1], q1, q3, color=color, alpha=0.12)
-            ax.errorbar([x[-1] + 0.08 * (k - len(names) / 2)], [data["median"]],
-                        yerr=[[data["median"] - data["q1"]], [data["q3"] - data["median"]]],
-                        fmt="s", ms=4, color=color, capsize=2)
-        ax.set_xticks(x, labels, fontsize=7, rotation=45)
-        ax.set_xlabel("layers re-initialised (cumulative)")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    if threshold is not None:
-        axes[0].axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold}")
-    axes[0].legend(fontsize=7, loc="lower left")
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def plot_curves(baselines: dict, *, title=None):
-    """Deletion and insertion curves from a faithfulness record (``results["faithfulness"]["baselines"]``):
-    one row per baseline, the mean over digits of the class probability against the fraction of
-    pixels removed (left) or revealed (right), one line per method, the random order dashed black with
-    its quartile band. Returns the figure."""
-    import matplotlib.pyplot as plt
-
-    kinds = list(baselines)
-    fig, axes = plt.subplots(len(kinds), 2, figsize=(7.0, 3.2 * len(kinds)), squeeze=False,
-                             layout="constrained", sharey=True)
-    for r, kind in enumerate(kinds):
-        methods = baselines[kind]["methods"]
-        for c, mode in enumerate(("deletion", "insertion")):
-            ax = axes[r, c]
-            for k, (name, entry) in enumerate(methods.items()):
-                curve = np.asarray(entry[mode]["curve_mean"])
-                frac = np.linspace(0, 1, len(curve))
-                if name == "random":
-                    ax.plot(frac, curve, "k--", lw=1.5, label="random order (band: quartiles)")
-                    ax.fill_between(frac, entry[mode]["curve_q1"], entry[mode]["curve_q3"], color="k", alpha=0.1)
-                else:
-                    ax.plot(frac, curve, lw=1.2, color=plt.get_cmap("tab10")(k - 1), label=name)
-            ax.set_title(f"{mode}, {kind} baseline", fontsize=9)
-            ax.set_xlabel("fraction of pixels " + ("removed" if mode == "deletion" else "revealed"))
-            ax.set_ylabel("probability of the true class")
-            ax.grid(alpha=0.3)
-    axes[0, 1].legend(fontsize=7, loc="lower right")
-    if title:
-        fig.suptitle(title)
-    return fig

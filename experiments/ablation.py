@@ -1,8 +1,8 @@
 """What made 99%? From LeNet-5 as in 1998 to the book's recipe and past it, one change at a time.
 
     export PYTHONPATH=$PWD LENET_MNIST_DIR=../shared/mnist
-    python scripts/ablation.py                   # full: 39 runs of 8 epochs, ~45 min on 2 cores
-    python scripts/ablation.py --quick --out /tmp/ablation.json          # code path only
+    python -m experiments.ablation                   # full: 39 runs of 8 epochs, ~45 min on 2 cores
+    python -m experiments.ablation --quick --out /tmp/ablation.json          # code path only
 
 Every rung changes one thing with respect to the rung it starts from (``base``) and is trained for
 ``--epochs`` epochs (a reduced budget: the same for every rung) on the 55,000 images left by
@@ -24,17 +24,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # before NumPy loads: runs go in parallel, one core each
-import numpy as np  # noqa: E402
+import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from lenet_core.data import load_mnist, load_splits, prepare  # noqa: E402
-from lenet_core.lenet1998 import (MLP, LeNet5_1998, RBFLoss, evaluate_1998, fit_1998,  # noqa: E402
+from lenet_core.data import load_mnist, load_splits, prepare
+from lenet_core.lenet1998 import (MLP, LeNet5_1998, RBFLoss, evaluate_1998, fit_1998,
                                   prepare_1998, trainable_parameters)
-from lenet_core.losses import MSELoss, SoftmaxCrossEntropy  # noqa: E402
-from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
-from lenet_core.train import DivergenceError  # noqa: E402
+from lenet_core.losses import MSELoss, SoftmaxCrossEntropy
+from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.train import DivergenceError
 
 #: the 1998 starting point: model switches and training options
 BASE = dict(output="rbf", activation="scaled_tanh", c3="partial", pooling="trainable", init="1998",

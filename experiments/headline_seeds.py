@@ -1,6 +1,6 @@
 """The book's headline accuracies, over seeds, with an honest protocol: ``results/headline.json``.
 
-    LENET_MNIST_DIR=../shared/mnist flock /tmp/lenet-cpu.lock python scripts/headline_seeds.py
+    LENET_MNIST_DIR=../shared/mnist python -m experiments.headline_seeds
 
 For each seed (default 0..4) it trains, on the 55,000-image training split of
 :func:`lenet_core.data.split_validation` (the 5,000 held-out images are monitored after every
@@ -36,13 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from lenet_core.data import load_mnist, prepare, split_validation  # noqa: E402
-from lenet_core.model import LeNet5  # noqa: E402
-from lenet_core.optim import make_optimizer, make_scheduler  # noqa: E402
-from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
-from lenet_core.train import DEFAULT_RECIPE, fit, predict  # noqa: E402
+from lenet_core.data import load_mnist, prepare, split_validation
+from lenet_core.model import LeNet5
+from lenet_core.optim import make_optimizer, make_scheduler
+from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.train import DEFAULT_RECIPE, fit, predict
 
 #: the augmented recipe's shift, in pixels per axis (the CLI's ``--augment 2``)
 AUGMENT = 2

@@ -1,4 +1,4 @@
-"""Execute notebooks in place, the way they are committed: ``python scripts/run_notebook.py book/ch01_mnist.ipynb``.
+"""Execute notebooks in place, the way they are committed: ``python -m tools.run_notebook book/ch01_mnist.ipynb``.
 
 - runs every cell top to bottom in a fresh kernel of this Python (``LENET_MNIST_DIR`` defaults to
   ``../shared/mnist``), with a 20-minute limit per cell;

@@ -1,6 +1,6 @@
 """Why the seed paper got 90.27%: its Appendix B pipeline reproduced, then its causes removed one at a time.
 
-1. Reproduction: the seed's script as printed (lenet_core.seed.SEED_AS_PRINTED: an MLP, 2500 steps of
+1. Reproduction: the seed's script as printed (lenet_core.seed_paper.SEED_AS_PRINTED: an MLP, 2500 steps of
    64 consecutive images, SGDMomentum lr 1e-4 on summed gradients, the test set centred by its own
    mean), trained on all 60,000 training images like the paper, over several seeds: train and test
    accuracy beside the paper's 90.1266% / 90.27%. Beside it, the seed's LeNet5 class under the same
@@ -11,8 +11,8 @@
    images; the test set is read once per rung's final models. The learning rate of the seed's
    optimizer is chosen on the validation split.
 
-    PYTHONPATH=. LENET_MNIST_DIR=../shared/mnist flock /tmp/lenet-cpu.lock python scripts/seed_ladder.py
-    python scripts/seed_ladder.py --quick        # a smoke run on a small subset, written to a temp folder
+    LENET_MNIST_DIR=../shared/mnist python -m experiments.seed_ladder
+    python -m experiments.seed_ladder --quick        # a smoke run on a small subset, written to a temp folder
 
 Writes results/seed_ladder.json (lenet_core.records) unless --quick or --out says otherwise.
 """
@@ -28,12 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lenet_core import seed as S                                     # noqa: E402
-from lenet_core.data import load_mnist, split_validation            # noqa: E402
-from lenet_core.records import RECORDS_DIR, write_record             # noqa: E402
-from lenet_core.train import DEFAULT_RECIPE                          # noqa: E402
+from lenet_core import seed_paper as S
+from lenet_core.data import load_mnist, split_validation
+from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.train import DEFAULT_RECIPE
 
 PRINTED = S.SEED_AS_PRINTED
 

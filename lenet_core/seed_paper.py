@@ -4,7 +4,7 @@ The seed paper is A. Bhattarai and B. Rijal, "Construction and Analysis of LeNet
 Strach on Mnist Dataset" (no year printed). Its Appendix B prints a NumPy script whose output
 format matches its Fig. 9 ("TRAIN--> Correct: 54076 out of 60000 ... TEST--> Correct: 9027 out of
 10000"). This module rebuilds that script with lenet_core's layers, so that each of its choices is
-one named option of :class:`SeedConfig` and can be changed on its own (``scripts/seed_ladder.py``
+one named option of :class:`SeedConfig` and can be changed on its own (``experiments/seed_ladder.py``
 removes them one at a time). What the printed script does:
 
 - **data**: pixels divided by 255, then ``X_train -= np.mean(X_train)`` and

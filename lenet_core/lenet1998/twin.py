@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import lenet1998 as L
-from .model import Sequential
-from .summary import C3_TABLE
+from . import layers as L
+from ..model import Sequential
+from .tables import C3_TABLE
 
 __all__ = ["TorchScaledTanh", "TorchSubsampling2d", "TorchPartialConv2d", "TorchRBFOutput", "TorchLeNet5_1998",
            "rbf_loss_torch", "to_torch_1998", "torch_name_1998"]

@@ -6,7 +6,7 @@ use. MNIST is never part of the repository, so these digits are not committed: w
 build finishes, this extension reads them with ``lenet_core.data.load_mnist(download=False)``
 (``$LENET_MNIST_DIR`` or the user cache; it never downloads) and writes
 ``_static/live/mnist_test_digits.js`` and ``_static/live/mnist_explorer_digits.js`` into the
-output, through ``scripts/export_weights_js.py``'s :func:`digits_scripts`.
+output, through ``tools/export_weights_js.py``'s :func:`digits_scripts`.
 
 Without MNIST on the building machine the two scripts set their variables to ``null``: the pages
 still load with no error, the playground offers drawing only and the explorers use a digit drawn
@@ -15,22 +15,15 @@ from strokes (each page says so).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from sphinx.util import logging
 
+from tools.export_weights_js import digits_scripts
+
 logger = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[1]
 EMPTY = ("// No MNIST on the machine that built this book: no stored digits.\n"
          "window.{variable} = null;\n")
-
-
-def _exporter():
-    spec = importlib.util.spec_from_file_location("export_weights_js", REPO / "scripts" / "export_weights_js.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write_digits(app, exception):
@@ -41,7 +34,7 @@ def _write_digits(app, exception):
     folder = Path(app.outdir) / "_static" / "live"
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        scripts = _exporter().digits_scripts(load_mnist(download=False))
+        scripts = digits_scripts(load_mnist(download=False))
     except MNISTError as error:
         logger.info(f"live pages: MNIST not found ({error}); the playground will offer drawing only")
         scripts = {"mnist_test_digits.js": EMPTY.format(variable="MNIST_TEST_DIGITS"),

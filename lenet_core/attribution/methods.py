@@ -30,7 +30,7 @@ import numbers
 
 import numpy as np
 
-from .attribution import (IMAGE_SHAPE, _as_batch, _check_finite, _check_output, _targets,
+from .ig import (IMAGE_SHAPE, _as_batch, _check_finite, _check_output, _targets,
                           integrated_gradients, model_output, output_gradient)
 
 __all__ = ["saliency", "input_x_gradient", "smoothgrad", "gaussian_noise", "SMOOTHGRAD_METHODS",

@@ -23,12 +23,12 @@ The output is a pure function of its inputs (no date, sorted keys): tests/test_b
 regenerates it in memory and fails when the committed file differs. Never edit it by hand; run::
 
     export PYTHONPATH=$PWD LENET_MNIST_DIR=/path/to/mnist
-    python scripts/export_weights_js.py            # write it
-    python scripts/export_weights_js.py --check    # exit 1 if it is stale
+    python -m tools.export_weights_js            # write it
+    python -m tools.export_weights_js --check    # exit 1 if it is stale
 
 MNIST digits themselves are never committed (see the README): the playground's few hundred test
 digits and the chapter explorers' digits are written into the built HTML at build time by
-``_ext/live_assets.py``, through :func:`digits_scripts` below.
+``tools/live_assets.py``, through :func:`digits_scripts` below.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     if args.check:
         current = args.out.read_text() if args.out.is_file() else None
         if current != text:
-            print(f"{args.out} is stale: run python scripts/export_weights_js.py", file=sys.stderr)
+            print(f"{args.out} is stale: run python -m tools.export_weights_js", file=sys.stderr)
             return 1
         print(f"{args.out} is up to date")
         return 0

@@ -1,8 +1,8 @@
 """Train LeNet-5 as it was in 1998 (lenet_core.lenet1998), distortions off and on, over several seeds.
 
     export PYTHONPATH=$PWD LENET_MNIST_DIR=../shared/mnist
-    python scripts/train_1998.py                     # full: ~25 min on 2 quiet cores
-    python scripts/train_1998.py --quick --out /tmp/lenet1998.json   # code path only
+    python -m experiments.train_1998                     # full: ~25 min on 2 quiet cores
+    python -m experiments.train_1998 --quick --out /tmp/lenet1998.json   # code path only
 
 The network, its initialisation, the input scaling, the RBF loss (eq. 9) and stochastic diagonal
 Levenberg-Marquardt with the paper's schedule over ``--passes`` passes, on the 55,000 training images
@@ -25,16 +25,15 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # before NumPy loads: runs go in parallel, one core each
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from lenet_core.data import load_splits  # noqa: E402
-from lenet_core.lenet1998 import DISTORTION, LeNet5_1998, RBFLoss, evaluate_1998, fit_1998, prepare_1998  # noqa: E402
-from lenet_core.model import save_weights  # noqa: E402
-from lenet_core.records import RECORDS_DIR, write_record  # noqa: E402
-from lenet_core.train import DivergenceError  # noqa: E402
+from lenet_core.data import load_splits
+from lenet_core.lenet1998 import DISTORTION, LeNet5_1998, RBFLoss, evaluate_1998, fit_1998, prepare_1998
+from lenet_core.model import save_weights
+from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.train import DivergenceError
 
 def run_one(seed, distort, passes, batch_size, early, limit, val_size, weights_path, quiet):
     x, y, xv, yv, xt, yt = load_splits(prepare_1998, limit=limit, val_size=val_size)

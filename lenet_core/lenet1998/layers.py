@@ -1,4 +1,4 @@
-"""LeNet-5 as LeCun, Bottou, Bengio and Haffner built it in 1998, part by part, with its training.
+"""LeNet-5 as LeCun, Bottou, Bengio and Haffner built it in 1998, part by part (chapter 11).
 
 "Gradient-based learning applied to document recognition", Proc. IEEE 86(11), 1998 (Section II-B
 describes LeNet-5, Appendix A the squashing function and the initialisation, Appendix C the
@@ -9,7 +9,7 @@ stochastic diagonal Levenberg-Marquardt method). Every part is a layer with ``fo
 - :class:`Subsampling2d`: S2 and S4, the sum of each 2x2 window times a trainable coefficient plus a
   trainable bias, one of each per map (the squashing function follows as its own layer);
 - :class:`PartialConv2d`: C3, a convolution whose map ``j`` reads only the input maps of Table I
-  (:data:`lenet_core.summary.C3_TABLE`): 1,516 trainable parameters instead of 2,416;
+  (:data:`lenet_core.lenet1998.tables.C3_TABLE`): 1,516 trainable parameters instead of 2,416;
 - :class:`RBFOutput`: ten Euclidean RBF units ``y_i = sum_j (x_j - w_ij)^2`` (eq. 7) with fixed
   +1/-1 codes drawn from 7x12 bitmaps of the digits (:data:`DIGIT_BITMAPS`: *our* drawing, not the
   paper's bitmaps, which are not printed in it);
@@ -17,10 +17,10 @@ stochastic diagonal Levenberg-Marquardt method). Every part is a layer with ``fo
 
 Then :func:`LeNet5_1998` (with switches that turn each part into its modern replacement, for the
 ablation lab), the initialisation ``U(-2.4/F_i, 2.4/F_i)``, the paper's input scaling
-(:func:`prepare_1998`), :class:`SDLM` (per-parameter steps ``eta / (mu + h_kk)`` from a Gauss-Newton
-estimate of the diagonal Hessian, :func:`estimate_curvature`) with the paper's schedule
-(:func:`sdlm_learning_rate`), random planar affine distortions (:func:`random_affine`) and the
-training loop :func:`fit_1998`.
+(:func:`prepare_1998`). The training is in the sibling modules: :class:`~.sdlm.SDLM` (per-parameter
+steps ``eta / (mu + h_kk)`` from a Gauss-Newton estimate of the diagonal Hessian,
+:func:`~.sdlm.estimate_curvature`) with the paper's schedule, random planar affine distortions
+(:func:`~.distortions.random_affine`) and the training loop :func:`~.fit.fit_1998`.
 
 Where the paper does not say (the constant ``j``, the exact bitmaps, the distortion magnitudes, the
 initialisation of biases), the choice is ours and is stated where it is made.
@@ -30,18 +30,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functional as Fn
-from .data import pad
-from .layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU, Sigmoid, Tanh, _rng
-from .losses import MSELoss, SoftmaxCrossEntropy, log_softmax
-from .model import Sequential
-from .optim import make_optimizer, make_scheduler
-from .summary import C3_TABLE
+from ..data import pad
+from ..layers import AvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU, Tanh, _rng
+from ..losses import log_softmax
+from ..model import Sequential
+from .tables import C3_TABLE
 
 __all__ = ["A", "S", "ScaledTanh", "Subsampling2d", "PartialConv2d", "RBFOutput", "RBFLoss",
            "DIGIT_BITMAPS", "rbf_codes", "LeNet5_1998", "MLP", "init_1998", "prepare_1998",
-           "trainable_parameters", "SDLM", "sdlm_learning_rate", "SDLM_SCHEDULE", "estimate_curvature",
-           "random_affine", "DISTORTION", "scores", "evaluate_1998", "fit_1998", "BACKGROUND", "FOREGROUND"]
+           "trainable_parameters", "scores", "BACKGROUND", "FOREGROUND"]
 
 #: amplitude and slope of the paper's squashing function f(a) = A tanh(S a) (Appendix A)
 A, S = 1.7159, 2.0 / 3.0
@@ -453,279 +450,3 @@ def trainable_parameters(model) -> int:
             n = layer.num_trainable
         total += n
     return int(total)
-
-
-# ----------------------------------------------------------------------------------------------
-# Stochastic diagonal Levenberg-Marquardt (Appendix C)
-# ----------------------------------------------------------------------------------------------
-
-#: the paper's global learning rate per pass (Section III-C): (number of passes, eta); 1e-5 thereafter
-SDLM_SCHEDULE = ((2, 5e-4), (3, 2e-4), (3, 1e-4), (4, 5e-5))
-SDLM_LAST_RATE = 1e-5
-
-
-def sdlm_learning_rate(epoch: int) -> float:
-    """eta for pass ``epoch`` (1-based): 0.0005 for 2 passes, 0.0002 for 3, 0.0001 for 3, 0.00005 for 4,
-    then 0.00001."""
-    if epoch < 1:
-        raise ValueError(f"passes are counted from 1, got {epoch}")
-    end = 0
-    for passes, eta in SDLM_SCHEDULE:
-        end += passes
-        if epoch <= end:
-            return eta
-    return SDLM_LAST_RATE
-
-
-class SDLM:
-    """Stochastic diagonal Levenberg-Marquardt: ``w_k -= eta / (mu + h_kk) * g_k``.
-
-    ``h_kk`` is an estimate of the diagonal of the Hessian of the per-sample loss (Gauss-Newton:
-    second-derivative terms of the squashing functions dropped, so it is never negative), set by
-    :meth:`set_curvature` from :func:`estimate_curvature` before every pass and kept fixed during
-    the pass, as in the paper. ``mu`` (0.02) keeps the step bounded where the curvature is tiny.
-    ``g`` is the gradient handed to :meth:`step`: :func:`fit_1998` passes the mini-batch's mean
-    gradient of the per-sample loss (the paper updates after every single sample).
-    """
-
-    def __init__(self, params: dict, lr: float = 5e-4, mu: float = 0.02):
-        if not params:
-            raise ValueError("the optimizer got no parameters")
-        self.params, self.lr, self.mu = dict(params), float(lr), float(mu)
-        self.curvature = {k: np.zeros_like(p) for k, p in self.params.items()}
-        self.steps = 0
-
-    def set_curvature(self, h: dict) -> None:
-        if h.keys() != self.params.keys():
-            raise ValueError(f"curvature names {sorted(h)} do not match parameter names {sorted(self.params)}")
-        self.curvature = {k: np.asarray(v, dtype=self.params[k].dtype) for k, v in h.items()}
-
-    def step_sizes(self) -> dict:
-        """The per-parameter learning rates ``eta / (mu + h_kk)``."""
-        return {k: self.lr / (self.mu + h) for k, h in self.curvature.items()}
-
-    def step(self, grads: dict) -> None:
-        if grads.keys() != self.params.keys():
-            raise ValueError(f"gradient names {sorted(grads)} do not match parameter names {sorted(self.params)}")
-        self.steps += 1
-        for k, p in self.params.items():
-            p -= (self.lr / (self.mu + self.curvature[k]) * grads[k]).astype(p.dtype, copy=False)
-
-
-def _gn_builtin(layer, x, y, d2out):
-    """Gauss-Newton backward of lenet_core's own layers, from the layer's input x and output y."""
-    if isinstance(layer, Conv2d):                               # PartialConv2d included (masked W)
-        W = layer.params["W"] * getattr(layer, "mask", 1)
-        cols = Fn.unfold(x, layer.kernel_size, layer.stride, layer.padding)
-        d2x, hW, hb = Fn.conv2d_backward(d2out, cols * cols, x.shape, W * W, layer.stride, layer.padding)
-        return d2x, {"W": hW * getattr(layer, "mask", 1), "b": hb}
-    if isinstance(layer, Linear):
-        W = layer.params["W"]
-        return d2out @ (W * W), {"W": d2out.T @ (x * x), "b": d2out.sum(axis=0)}
-    if isinstance(layer, Tanh):
-        return d2out * (1 - y * y) ** 2, {}
-    if isinstance(layer, Sigmoid):
-        return d2out * (y * (1 - y)) ** 2, {}
-    if isinstance(layer, ReLU):
-        return d2out * (x > 0), {}
-    if isinstance(layer, Flatten):
-        return d2out.reshape(x.shape), {}
-    if isinstance(layer, AvgPool2d):
-        kh, kw = layer.kernel_size
-        d2x = Fn.pool2d_backward(d2out, None, x.shape, layer.kernel_size, layer.stride, "avg")
-        return d2x / (kh * kw), {}
-    if isinstance(layer, MaxPool2d):
-        _, argmax = Fn.pool2d(x, layer.kernel_size, layer.stride, "max")
-        return Fn.pool2d_backward(d2out, argmax, x.shape, layer.kernel_size, layer.stride, "max"), {}
-    raise TypeError(f"no Gauss-Newton backward for {layer!r}")
-
-
-def _loss_curvature(loss_fn, out, labels):
-    """Per-sample Gauss-Newton second derivative of the loss with respect to the model's output."""
-    if isinstance(loss_fn, RBFLoss):
-        return loss_fn.curvature(out, labels)
-    if isinstance(loss_fn, SoftmaxCrossEntropy):
-        p = np.exp(log_softmax(out))
-        return p * (1 - p)
-    if isinstance(loss_fn, MSELoss):                             # per-sample loss mean_k (o - t)^2
-        return np.full_like(out, 2.0 / out.shape[1])
-    raise TypeError(f"no curvature for loss {type(loss_fn).__name__}")
-
-
-def estimate_curvature(model, x, labels, loss_fn, batch_size=100) -> dict:
-    """Average over the samples ``x`` of the Gauss-Newton diagonal Hessian of the per-sample loss.
-
-    For a unit with weighted sum ``a_i = sum_j w_ij x_j``: ``d2E/da_i^2 = f'(a_i)^2 * sum_k w_ki^2
-    d2E/da_k^2`` backwards through the network, and for a (shared) weight
-    ``h_kk = sum over its connections of d2E/da_i^2 x_j^2`` (Appendix C). It is the backward pass with
-    squared weights, squared inputs and squared derivatives, started from the loss's own second
-    derivative. Returns ``{parameter name: h}`` with the shapes of ``model.parameters()``.
-    """
-    names = list(model.layers)
-    total = {k: np.zeros(p.shape, dtype=np.float64) for k, p in model.parameters().items()}
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].astype(model.dtype, copy=False)
-        inputs, out = [], xb
-        for layer in model:
-            inputs.append(out)
-            out = layer.forward(out)
-        d2 = _loss_curvature(loss_fn, out, labels[start:start + batch_size]).astype(out.dtype)
-        outputs = inputs[1:] + [out]
-        for name, layer, x_in, y_out in reversed(list(zip(names, model, inputs, outputs))):
-            if hasattr(layer, "gauss_newton"):
-                d2, h = layer.gauss_newton(d2)
-            else:
-                d2, h = _gn_builtin(layer, x_in, y_out, d2)
-            for pname, value in h.items():
-                total[f"{name}.{pname}"] += value
-    return {k: v / len(x) for k, v in total.items()}
-
-
-# ----------------------------------------------------------------------------------------------
-# Distortions (Section III-C): random planar affine transformations, vectorised
-# ----------------------------------------------------------------------------------------------
-
-#: our distortion ranges (the paper lists the kinds, not the magnitudes)
-DISTORTION = {"shift": 2.0, "scale": 0.1, "squeeze": 0.1, "shear": 0.2}
-
-
-def random_affine(x: np.ndarray, rng, *, shift=DISTORTION["shift"], scale=DISTORTION["scale"],
-                  squeeze=DISTORTION["squeeze"], shear=DISTORTION["shear"]) -> np.ndarray:
-    """A random planar affine distortion of every image (N, C, H, W), each its own, bilinear.
-
-    Per image: a translation of up to ``shift`` pixels along each axis, a scaling by ``1 + U(-scale,
-    scale)``, a squeezing (width times ``q``, height divided by ``q``, ``q = 1 + U(-squeeze,
-    squeeze)``) and a horizontal shear ``x' = x + k y``, ``k ~ U(-shear, shear)``, about the image
-    centre: the kinds of distortion the paper lists; the magnitudes (:data:`DISTORTION`) are our
-    choice (the paper does not give them). Pixels that come from outside the image take the value
-    of the image's corner pixel (the background). No loop over pixels or images.
-    """
-    n, c, h, w = x.shape
-    rng = _rng(rng)
-    s = 1 + rng.uniform(-scale, scale, n)
-    q = 1 + rng.uniform(-squeeze, squeeze, n)
-    k = rng.uniform(-shear, shear, n)
-    t = rng.uniform(-shift, shift, (2, n))
-    # forward map (col, row) -> [[s q, s q k], [0, s / q]] (col, row) + t about the centre; invert it
-    a11, a12, a22 = s * q, s * q * k, s / q
-    cy, cx = (h - 1) / 2, (w - 1) / 2
-    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-    u = cols[None] - cx - t[0][:, None, None]                       # (N, H, W)
-    v = rows[None] - cy - t[1][:, None, None]
-    src_r = v / a22[:, None, None] + cy
-    src_c = (u - a12[:, None, None] * (v / a22[:, None, None])) / a11[:, None, None] + cx
-    # bilinear sampling from the image padded by one background pixel
-    fill = x[:, :, :1, :1]
-    padded = np.concatenate([np.broadcast_to(fill, (n, c, h + 2, 1)),
-                             np.concatenate([np.broadcast_to(fill, (n, c, 1, w)), x,
-                                             np.broadcast_to(fill, (n, c, 1, w))], axis=2),
-                             np.broadcast_to(fill, (n, c, h + 2, 1))], axis=3)
-    r = np.clip(src_r + 1, 0, h + 1)
-    cc = np.clip(src_c + 1, 0, w + 1)
-    r0 = np.minimum(np.floor(r).astype(np.intp), h)
-    c0 = np.minimum(np.floor(cc).astype(np.intp), w)
-    fr, fc = (r - r0)[:, None], (cc - c0)[:, None]
-    flat = padded.reshape(n, c, -1)
-
-    def at(rr, ccc):
-        idx = (rr * (w + 2) + ccc).reshape(n, 1, -1)
-        return np.take_along_axis(flat, np.broadcast_to(idx, (n, c, idx.shape[-1])), axis=2).reshape(n, c, h, w)
-
-    out = ((1 - fr) * ((1 - fc) * at(r0, c0) + fc * at(r0, c0 + 1))
-           + fr * ((1 - fc) * at(r0 + 1, c0) + fc * at(r0 + 1, c0 + 1)))
-    return out.astype(x.dtype, copy=False)
-
-
-# ----------------------------------------------------------------------------------------------
-# Training and evaluation
-# ----------------------------------------------------------------------------------------------
-
-def evaluate_1998(model, x, y, loss_fn, batch_size=1000) -> tuple[float, float]:
-    """Mean loss and accuracy; the prediction is the argmax of :func:`scores` (the smallest RBF penalty)."""
-    outs = np.concatenate([model.forward(x[i:i + batch_size].astype(model.dtype, copy=False))
-                           for i in range(0, len(x), batch_size)])
-    return loss_fn.forward(outs, y), float((scores(outs, loss_fn).argmax(axis=1) == y).mean())
-
-
-def fit_1998(model, x, y, *, epochs=20, loss_fn=None, optimizer="sdlm", batch_size=32, validation=None,
-             distort=False, distortion=None, augment_shift=0, seed=0, hessian_samples=500, mu=0.02, lr=None,
-             weight_decay=5e-4, sdlm_reduction="mean", early_curvature_every=10, constant_lr=False,
-             progress=True, quiet=False):
-    """Train ``model`` in place; return a :class:`lenet_core.train.History`.
-
-    ``optimizer="sdlm"``: the paper's procedure. Before every pass the diagonal Hessian is
-    re-estimated on ``hessian_samples`` (500) training samples drawn at random and kept fixed for
-    the pass; the global rate follows :func:`sdlm_learning_rate` (the first ``epochs`` passes of the
-    paper's 20); ``mu = 0.02``. The paper updates after every sample; we update once per mini-batch
-    with the per-sample step applied to the batch's *mean* gradient (``sdlm_reduction="mean"``), so a
-    pass makes ``batch_size`` times fewer, less noisy updates. ``"sum"`` (the sum of the batch's
-    per-sample updates) diverged into saturation at the paper's eta and mu in our trials.
-    During the first pass, ``early_curvature_every=k`` re-estimates the curvature after every ``k``
-    updates as well (our departure from the paper, ``None`` turns it off): the first estimate comes
-    from the untrained network, whose small upper-layer weights let almost no curvature reach the
-    lower layers, and as those weights grow within the pass the lower layers' steps, still at the
-    cap ``eta / mu``, become far too large; with the paper's single estimate per pass some seeds
-    diverge in their first pass (``scripts/distortion_probe.py``, ``results/lenet1998_probe.json``).
-    ``optimizer="momentum"``: the book's recipe (SGD, Nesterov momentum 0.9, lr 0.05, weight decay
-    5e-4, cosine schedule over ``epochs``) on the mean loss. ``loss_fn`` defaults to :class:`RBFLoss`
-    for an RBF output and :class:`~lenet_core.losses.SoftmaxCrossEntropy` otherwise.
-    ``distort`` draws a fresh :func:`random_affine` distortion of every image at every pass, with
-    the ranges ``distortion`` (a dict of :func:`random_affine`'s keywords; default :data:`DISTORTION`);
-    ``augment_shift=k`` shifts by up to k pixels instead (:func:`lenet_core.train.random_shift`).
-    ``validation=(x_val, y_val)`` is evaluated after each pass. ``constant_lr`` keeps the first rate
-    throughout (no schedule), for short sanity checks. The loop is :func:`lenet_core.train.train_loop`,
-    the one every trainer shares: it stops with a :class:`~lenet_core.train.DivergenceError` when a
-    batch's loss is not finite or rises tenfold above its start (an RBF network stuck with F6
-    saturated sits there).
-    """
-    from .train import train_loop
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if loss_fn is None:
-        loss_fn = RBFLoss() if isinstance(list(model)[-1], RBFOutput) else SoftmaxCrossEntropy()
-    rng = np.random.default_rng(seed)          # curvature samples, batches and distortions: one stream
-    if optimizer == "sdlm":
-        opt, sched = SDLM(model.parameters(), lr=sdlm_learning_rate(1), mu=mu), None
-    elif optimizer == "momentum":
-        opt = make_optimizer("momentum", model.parameters(), lr or 0.05, weight_decay=weight_decay)
-        sched = None if constant_lr else make_scheduler("cosine", opt, epochs)
-    else:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose 'sdlm' or 'momentum'")
-    state = {"epoch": 0, "updates": 0}
-
-    def new_curvature():
-        idx = rng.choice(len(x), size=min(hessian_samples, len(x)), replace=False)
-        opt.set_curvature(estimate_curvature(model, x[idx], y[idx], loss_fn))
-
-    def start_pass(epoch):
-        state.update(epoch=epoch, updates=0)
-        if optimizer == "sdlm":                      # the paper: eta from the schedule, h on 500 samples
-            opt.lr = sdlm_learning_rate(1 if constant_lr else epoch)
-            new_curvature()
-
-    def forward(xb, yb):
-        out = model.forward(xb)
-        return (loss_fn.forward(out, yb), int((scores(out, loss_fn).argmax(axis=1) == yb).sum()),
-                out.shape[1])
-
-    def update():
-        dout = loss_fn.backward()
-        if optimizer == "sdlm" and sdlm_reduction == "sum":
-            dout = dout * len(dout)                      # sum of per-sample gradients
-        model.backward(dout)
-        opt.step(model.gradients())
-        state["updates"] += 1
-        if (optimizer == "sdlm" and early_curvature_every and state["epoch"] == 1
-                and state["updates"] % early_curvature_every == 0):
-            new_curvature()                          # our departure: see the docstring
-
-    def distort_batch(xb, generator):
-        return random_affine(xb, generator, **(distortion or {}))
-
-    return train_loop(forward, update, x, y, epochs=epochs, batch_size=batch_size, dtype=model.dtype,
-                      optimizer_settings=lambda: (opt.lr, getattr(opt, "weight_decay", 0.0), False),
-                      scheduler=sched, augment=0 if distort else augment_shift,
-                      transform=distort_batch if distort else None, seed=rng, quiet=quiet,
-                      progress=progress, on_epoch_start=start_pass,
-                      validate=(lambda: evaluate_1998(model, *validation, loss_fn))
-                      if validation is not None else None)

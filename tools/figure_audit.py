@@ -1,4 +1,4 @@
-"""How large the book's figures are shown: ``python scripts/figure_audit.py _build/html``.
+"""How large the book's figures are shown: ``python -m tools.figure_audit _build/html``.
 
 Builds nothing: give it the HTML folder of a built book (``jupyter-book build . --path-output
 /tmp/jb --keep-going`` writes ``/tmp/jb/_build/html``). Every chapter page (``chNN_*.html``) is

@@ -1,4 +1,4 @@
-"""lenet_core.seed: the seed paper's Appendix B pipeline, and scripts/seed_ladder.py."""
+"""lenet_core.seed_paper: the seed paper's Appendix B pipeline, and experiments/seed_ladder.py."""
 
 import json
 import subprocess
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lenet_core import Conv2d, functional as fn
-from lenet_core import seed as S
+from lenet_core import seed_paper as S
 from lenet_core.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 from lenet_core.losses import softmax
 
@@ -121,7 +121,7 @@ def test_seed_init_uses_the_printed_fan_ins():
 
 def test_quick_ladder_runs_and_writes_a_record(tmp_path):
     out = tmp_path / "seed_ladder.json"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "seed_ladder.py"), "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "experiments.seed_ladder", "--quick", "--out", str(out)],
                           capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads(out.read_text())
@@ -141,7 +141,7 @@ def test_quick_ladder_runs_and_writes_a_record(tmp_path):
 
 def test_quick_put_back_writes_its_record(tmp_path):
     out = tmp_path / "seed_putback.json"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "seed_ladder.py"), "--quick", "--put-back",
+    proc = subprocess.run([sys.executable, "-m", "experiments.seed_ladder", "--quick", "--put-back",
                            "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads(out.read_text())
