@@ -7,8 +7,9 @@
 Every rung changes one thing with respect to the rung it starts from (``base``) and is trained for
 ``--epochs`` epochs (a reduced budget: the same for every rung) on the 55,000 images left by
 lenet_core.data.split_validation (or their first ``--limit``), for each seed; its validation error (the 5,000 held-out images)
-is reported as mean and sd over the seeds (a run the training loop stops as diverged counts with its
-validation error where it stopped, and is counted in ``diverged``). The test set is read once, at the end of training, for
+is reported as mean and sd over the seeds whose runs trained to the end (a run the training loop
+stops as diverged is kept in ``runs`` with its validation error where it stopped, counted in
+``diverged`` and left out of the means). The test set is read once, at the end of training, for
 the models of the rungs listed in FINAL only. Then the "overfit 100 images" sanity check: the 1998
 network and the book's recipe on 100 training images, until they fit them.
 Writes results/ablation.json (rewritten after every run; ``complete`` says whether all are in).
@@ -127,13 +128,14 @@ def summarise(runs):
         rs = [r for r in runs if r["rung"] == key]
         if not rs:
             continue
-        final = [r["val_error"][-1] for r in rs]
-        row = {"rung": key, "label": label, "base": base, "change": change, "n": len(rs),
-               "parameters": rs[0]["parameters"], "val_error_mean": float(np.mean(final)),
-               "val_error_sd": float(np.std(final, ddof=1)) if len(rs) > 1 else None,
+        trained = [r for r in rs if not r.get("diverged")]
+        final = [r["val_error"][-1] for r in trained]
+        row = {"rung": key, "label": label, "base": base, "change": change, "n": len(trained), "runs": len(rs),
+               "parameters": rs[0]["parameters"], "val_error_mean": float(np.mean(final)) if final else None,
+               "val_error_sd": float(np.std(final, ddof=1)) if len(final) > 1 else None,
                "val_errors": final, "seconds_mean": float(np.mean([r["seconds"] for r in rs])),
                "diverged": sum(bool(r.get("diverged")) for r in rs)}
-        tests = [r["test_error"] for r in rs if "test_error" in r]
+        tests = [r["test_error"] for r in trained if "test_error" in r]
         if tests:
             row.update(test_error_mean=float(np.mean(tests)),
                        test_error_sd=float(np.std(tests, ddof=1)) if len(tests) > 1 else None, test_errors=tests)

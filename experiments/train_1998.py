@@ -58,14 +58,17 @@ def run_one(seed, distort, passes, batch_size, early, limit, val_size, weights_p
 
 
 def summarise(runs):
+    """Per condition: the runs, how many our loop stopped ("diverged", counted), and the mean and sd
+    of the test error over the runs that trained to the end (stopped runs stay out of the means)."""
     out = {}
     for cond in ("off", "on"):
-        errs = [r["test_error"] for r in runs if r["distort"] == (cond == "on")]
-        if errs:
-            out[cond] = {"n": len(errs), "test_error_mean": float(np.mean(errs)),
+        cond_runs = [r for r in runs if r["distort"] == (cond == "on")]
+        errs = [r["test_error"] for r in cond_runs if not r.get("diverged")]
+        if cond_runs:
+            out[cond] = {"runs": len(cond_runs), "n": len(errs),
+                         "test_error_mean": float(np.mean(errs)) if errs else None,
                          "test_error_sd": float(np.std(errs, ddof=1)) if len(errs) > 1 else None,
-                         "test_errors": errs,
-                         "diverged": sum(bool(r.get("diverged")) for r in runs if r["distort"] == (cond == "on"))}
+                         "test_errors": errs, "diverged": len(cond_runs) - len(errs)}
     return out
 
 

@@ -16,19 +16,16 @@ import numpy as np
 from .layers import input_grad
 from .losses import SoftmaxCrossEntropy
 
-__all__ = ["numerical_gradient", "relative_error", "GradCheckResult", "check_layer", "check_model"]
+__all__ = ["numerical_gradient", "gauss_newton_diagonal", "relative_error", "projected", "projected_gradient_check",
+           "GradCheckResult", "check_layer", "check_model", "lenet_with_planted_bug"]
 
 
-def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.ndarray:
-    """Central differences ``(f(x + h e_i) - f(x - h e_i)) / 2h`` of a scalar function ``f()``.
-
-    ``f`` takes no argument and reads ``x``, which is perturbed in place and restored. ``indices``
-    (flat indices) limits the work to some entries; the others are left at 0 in the result.
-    """
+def _central(f, x: np.ndarray, h: float, indices):
+    """Yield ``(i, f(x + h e_i), f(x - h e_i))`` for each flat index ``i``; ``x`` is perturbed in place
+    and restored."""
     if x.dtype != np.float64:
         raise TypeError(f"numerical gradients need float64 arrays, got {x.dtype}")
-    grad = np.zeros_like(x)
-    flat, grad_flat = x.reshape(-1), grad.reshape(-1)
+    flat = x.reshape(-1)
     if not np.shares_memory(flat, x):
         raise ValueError("x must be contiguous so that it can be perturbed in place")
     for i in range(flat.size) if indices is None else indices:
@@ -38,8 +35,37 @@ def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.nd
         flat[i] = old - h
         minus = f()
         flat[i] = old
+        yield i, plus, minus
+
+
+def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.ndarray:
+    """Central differences ``(f(x + h e_i) - f(x - h e_i)) / 2h`` of a scalar function ``f()``.
+
+    ``f`` takes no argument and reads ``x``, which is perturbed in place and restored. ``indices``
+    (flat indices) limits the work to some entries; the others are left at 0 in the result.
+    """
+    grad = np.zeros_like(x)
+    grad_flat = grad.reshape(-1)
+    for i, plus, minus in _central(f, x, h, indices):
         grad_flat[i] = (plus - minus) / (2 * h)
     return grad
+
+
+def gauss_newton_diagonal(features, x: np.ndarray, *, outer: float = 2.0, h: float = 1e-5,
+                          indices=None) -> np.ndarray:
+    """The Gauss-Newton diagonal of a loss whose Hessian with respect to ``features()`` is
+    ``outer * I``, by central differences: ``outer * mean_n sum_j (d features[n, j] / d x_i)^2``.
+
+    ``features()`` returns an (N, D) array and reads ``x`` (float64, perturbed in place and
+    restored); entries not in ``indices`` are left at 0. Chapter 11 compares it with the
+    squared-weights backward pass of SDLM (:func:`lenet_core.lenet1998.estimate_curvature`).
+    """
+    diag = np.zeros_like(x)
+    diag_flat = diag.reshape(-1)
+    for i, plus, minus in _central(features, x, h, indices):
+        jac = (plus - minus) / (2 * h)
+        diag_flat[i] = outer * np.mean(np.sum(jac.reshape(len(jac), -1) ** 2, axis=1))
+    return diag
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
@@ -49,6 +75,29 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
         raise ValueError(f"shapes differ: {analytic.shape} vs {numeric.shape}")
     scale = max(np.abs(analytic).max(initial=0), np.abs(numeric).max(initial=0))
     return 0.0 if scale == 0 else float(np.abs(analytic - numeric).max() / scale)
+
+
+def projected(forward, R: np.ndarray):
+    """The scalar ``sum(forward() * R)`` as a function of no argument (chapter 4).
+
+    For a fixed random ``R`` shaped like the output, its gradient with respect to anything
+    ``forward`` reads is exactly what a backward pass computes from ``dout = R``: one scalar checks
+    a whole backward pass.
+    """
+    return lambda: float(np.sum(forward() * R))
+
+
+def projected_gradient_check(forward, R: np.ndarray, x: np.ndarray, analytic: np.ndarray, h: float = 1e-5,
+                             indices=None) -> float:
+    """The relative error of ``analytic`` (the backward pass of ``dout = R`` with respect to ``x``)
+    against central differences of ``sum(forward() * R)``, ``forward`` reading ``x`` (chapter 4).
+
+    ``indices`` (flat) limits the comparison to some entries of ``x``.
+    """
+    numeric = numerical_gradient(projected(forward, R), x, h, indices)
+    if indices is not None:
+        return relative_error(np.asarray(analytic).reshape(-1)[indices], numeric.reshape(-1)[indices])
+    return relative_error(analytic, numeric)
 
 
 class GradCheckResult(dict):
@@ -128,12 +177,10 @@ def check_layer(layer, x, *, h=1e-5, seed=0, samples=None) -> GradCheckResult:
         dx = layer.backward(R)
     analytic = {"x": dx, **{k: v.copy() for k, v in layer.grads.items()}}
 
-    def f():
-        return float(np.sum(layer.forward(x) * R))
-
     result = GradCheckResult()
     for name, tensor in [("x", x), *layer.params.items()]:
-        result[name] = _compare(analytic[name], tensor, f, h, samples, rng)
+        idx = _sample(tensor.size, samples, rng)
+        result[name] = projected_gradient_check(lambda: layer.forward(x), R, tensor, analytic[name], h, idx)
     return result
 
 
@@ -159,3 +206,22 @@ def check_model(model, x, y, loss_fn=None, *, h=1e-5, seed=0, samples=None) -> G
     for name, tensor in [("x", x), *model.parameters().items()]:
         result[name] = _compare(analytic[name], tensor, f, h, samples, rng)
     return result
+
+
+def lenet_with_planted_bug(seed: int = 0):
+    """A float64 LeNet-5 with one planted bug in a backward pass, to find with a gradient check
+    (chapter 4's exercise, assignment 3). Its forward pass is right; so are the gradients of the
+    layers after the bug."""
+    from .layers import Tanh
+    from .model import LeNet5, Sequential
+
+    class _Tanh(Tanh):
+        def forward(self, x):
+            self._x_in = x
+            return super().forward(x)
+
+        def backward(self, dout):
+            return dout * (1 - self._x_in ** 2)
+
+    model = LeNet5(seed=seed, dtype=np.float64)
+    return Sequential(*[(name, _Tanh() if name == "C3_tanh" else part) for name, part in model.layers.items()])

@@ -24,16 +24,26 @@ removes them one at a time). What the printed script does:
   self.Softmax._backward(dout)``) (``softmax_output=True``);
 - **optimizer**: ``SGDMomentum(lr=0.0001, momentum=0.80, reg=0.00003)``: ``v = rho v + (1 - rho) g``
   and ``p -= lr v + reg p`` (a damped momentum, and a weight decay not scaled by the learning rate);
-- **conv backward** (``seed_lenet5`` only): ``dout`` padded by ``F`` (not ``F - 1``) and the kernel
-  turned by ``np.rot90(np.rot90(W))``, which rotates axes (0, 1), the *channel* axes, instead of
-  the two kernel axes (``conv_backward="printed"``); see :func:`conv_input_grad_as_printed`.
+- **conv backward** (``seed_lenet5`` only): ``Conv._backward`` computes ``dW`` and ``db`` in its
+  loops and returns ``dX``, but never assigns ``self.W['grad']`` or ``self.b['grad']``: they keep
+  the ``0`` they were built with, so ``SGDMomentum`` only shrinks the convolutions' weights by the
+  factor ``1 - reg`` at every step (``conv_grads="discarded"``). Its ``dX`` pads ``dout`` by ``F``
+  (not ``F - 1``) and turns the kernel by ``np.rot90(np.rot90(W))``, which rotates axes (0, 1), the
+  *channel* axes, instead of the two kernel axes (``conv_backward="printed"``); see
+  :func:`conv_input_grad_as_printed`. With the gradients discarded, that ``dX`` reaches no weight;
+- **arithmetic**: float64 (NumPy's default for ``X_train/float(255)``; ``dtype="float64"``);
+- **NaN**: nothing checks the loss; a run whose loss becomes NaN goes on to the end and its
+  accuracy is the arg-max of NaN outputs (class 0 for every image) (``on_nan="carry"``).
 
-The printed ``LeNet5`` could not run as printed (its ``MaxPool`` defines ``forward``, while
-``LeNet5.forward`` calls ``pool1._forward``); here it runs with lenet_core's ``MaxPool2d``, whose
-forward and backward equal what the printed ``MaxPool`` computes for 2x2 windows of stride 2.
-Not reproduced: NumPy's global random state (we seed a ``np.random.Generator``), float64 training
-(we train in float32; accuracy is unaffected at this scale), and ``NLLLoss``'s ``500`` for a
-probability of exactly 0 (it changes only the printed loss, never a gradient).
+The printed ``LeNet5`` cannot run under the printed script, for two reasons, each repaired by a
+named option: the script passes images of shape (N, 784) (``load`` reshapes them to ``28*28``) and
+``Conv._forward`` pads four axes, so ``np.pad`` raises (``input_shape="flat"``; ``"image"`` reshapes to
+(N, 1, 28, 28)); and its ``MaxPool`` defines ``forward`` while ``LeNet5.forward`` calls
+``pool1._forward``, an ``AttributeError`` (``maxpool="printed"``; ``"renamed"`` calls it). With both
+repairs it runs with lenet_core's ``MaxPool2d``, whose forward and backward equal what the printed
+``MaxPool`` computes for 2x2 windows of stride 2. Not reproduced: NumPy's global random state (we
+seed a ``np.random.Generator``), and ``NLLLoss``'s ``500`` for a probability of exactly 0 (it changes
+only the printed loss, never a gradient).
 """
 
 from __future__ import annotations
@@ -45,12 +55,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import functional as Fn
-from .data import normalize, pad
-from .layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU, _rng
+from .data import batches, normalize, pad
+from .layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU, _rng, input_grad
 from .losses import SoftmaxCrossEntropy, softmax
 from .model import LeNet5, Sequential
 from .optim import Optimizer, make_optimizer, make_scheduler
-from .train import DEFAULT_RECIPE, fit, predict
+from .train import DEFAULT_RECIPE, predict
 
 __all__ = ["SEED_PAPER", "SeedConfig", "SEED_AS_PRINTED", "ThreeLayerNet", "SeedLeNet5", "SeedSoftmax",
            "SeedConv2d", "SeedCrossEntropy", "SeedSGDMomentum", "seed_init", "window_batches",
@@ -74,6 +84,15 @@ class SeedConfig:
     softmax_output: ``seed_lenet5`` only: its forward ends in a softmax whose backward is skipped,
                     so the loss's softmax is a second one.
     conv_backward:  ``seed_lenet5`` only: ``"printed"`` or ``"true"`` input gradient of the convolutions.
+    conv_grads:     ``seed_lenet5`` only: ``"discarded"`` (as printed: ``dW``, ``db`` never stored, the
+                    convolutions change only by weight decay) or ``"stored"``.
+    input_shape:    ``seed_lenet5`` only: ``"flat"`` (as printed: (N, 784); the model cannot run) or
+                    ``"image"`` ((N, 1, 28, 28)).
+    maxpool:        ``seed_lenet5`` only: ``"printed"`` (``_forward`` called, ``forward`` defined: the
+                    model cannot run) or ``"renamed"``.
+    dtype:          ``"float64"`` (as printed) or ``"float32"``.
+    on_nan:         ``"carry"`` (as printed: training goes on, accuracy is read from NaN outputs) or
+                    ``"stop"`` (the run stops at the first non-finite loss and reports no accuracy).
     preprocessing:  ``"seed"`` (/255, minus the scalar mean of the training pixels) or ``"book"``
                     (:func:`lenet_core.data.normalize`, and padding to 32x32 for ``"lenet5"``).
     test_centring:  ``"own"`` (every evaluated set but the training set centred by its own mean, as
@@ -88,6 +107,11 @@ class SeedConfig:
     init: str = "seed"
     softmax_output: bool = True
     conv_backward: str = "printed"
+    conv_grads: str = "discarded"
+    input_shape: str = "flat"
+    maxpool: str = "printed"
+    dtype: str = "float64"
+    on_nan: str = "carry"
     preprocessing: str = "seed"
     test_centring: str = "own"
     sampling: str = "window"
@@ -101,7 +125,9 @@ class SeedConfig:
 
     def __post_init__(self):
         choices = {"model": ("mlp", "seed_lenet5", "lenet5"), "init": ("seed", "lecun"),
-                   "conv_backward": ("printed", "true"), "preprocessing": ("seed", "book"),
+                   "conv_backward": ("printed", "true"), "conv_grads": ("discarded", "stored"),
+                   "input_shape": ("flat", "image"), "maxpool": ("printed", "renamed"),
+                   "dtype": ("float64", "float32"), "on_nan": ("carry", "stop"), "preprocessing": ("seed", "book"),
                    "test_centring": ("own", "train"), "sampling": ("window", "shuffle"),
                    "optimizer": ("seed", "book")}
         for name, allowed in choices.items():
@@ -117,6 +143,17 @@ class SeedConfig:
     @property
     def outputs_probabilities(self) -> bool:
         return self.model == "seed_lenet5" and self.softmax_output
+
+    def cannot_run(self) -> str | None:
+        """Why the printed code could not run this pipeline (``None`` if it can)."""
+        if self.model != "seed_lenet5":
+            return None
+        if self.input_shape == "flat":
+            return ("LeNet5.forward gets the script's (N, 784) images; Conv._forward pads four axes of a "
+                    "2-D array, so np.pad raises ValueError")
+        if self.maxpool == "printed":
+            return "LeNet5.forward calls pool1._forward, but MaxPool defines forward: AttributeError"
+        return None
 
 
 #: the Appendix B script as printed
@@ -188,29 +225,44 @@ def conv_backward_as_printed(dout, x, W):
 
 
 class SeedConv2d(Conv2d):
-    """lenet_core's ``Conv2d`` (stride 1, no padding) with the seed's input gradient.
+    """lenet_core's ``Conv2d`` (stride 1, no padding) with the seed's backward pass.
 
-    Forward, ``dW`` and ``db`` equal the seed's ``Conv`` (and ours). ``backward`` returns
-    :func:`conv_input_grad_as_printed` with ``dout_padding`` (default ``F``, as printed) and
-    ``rotate_axes`` (default (0, 1), as printed).
+    Forward equals the seed's ``Conv``. ``backward`` returns :func:`conv_input_grad_as_printed` with
+    ``dout_padding`` (default ``F``, as printed) and ``rotate_axes`` (default (0, 1), as printed);
+    ``input_grad="true"`` returns the true input gradient instead. ``keep_grads=False`` (as printed)
+    leaves ``grads`` at zero: the printed loops compute ``dW`` and ``db`` and never store them, so
+    they are not computed here at all; ``keep_grads=True`` stores them.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, dout_padding=None, rotate_axes=(0, 1),
-                 rng=None, dtype=np.float32):
+                 input_grad="printed", keep_grads=False, rng=None, dtype=np.float32):
         super().__init__(in_channels, out_channels, kernel_size, rng=rng, dtype=dtype)
+        if input_grad not in ("printed", "true"):
+            raise ValueError(f"SeedConv2d: input_grad must be 'printed' or 'true', got {input_grad!r}")
         self.dout_padding, self.rotate_axes = dout_padding, tuple(rotate_axes)
+        self.input_grad, self.keep_grads = input_grad, keep_grads
 
     def backward(self, dout):
         W, cache = self.params["W"], self.cache
-        _, self.grads["W"], self.grads["b"] = Fn.conv2d_backward(
-            dout, cache["cols"], cache["x_shape"], W, self.stride, self.padding, need_dx=False)
+        if self.input_grad == "true" and self.keep_grads:
+            return super().backward(dout)
+        if self.keep_grads:
+            _, self.grads["W"], self.grads["b"] = Fn.conv2d_backward(
+                dout, cache["cols"], cache["x_shape"], W, self.stride, self.padding, need_dx=False)
         if not self.need_input_grad:
             return None
+        if self.input_grad == "true":
+            dx, _, _ = Fn.conv2d_backward(dout, cache["cols"], cache["x_shape"], W, self.stride,
+                                          self.padding, need_dx=True)
+            return dx
         return conv_input_grad_as_printed(dout, W, cache["x_shape"], self.dout_padding, self.rotate_axes)
 
     def extra_repr(self):
         p = "F" if self.dout_padding is None else self.dout_padding
-        return super().extra_repr() + f", backward: dout padded by {p}, rot180 on axes {self.rotate_axes}"
+        kept = "stored" if self.keep_grads else "discarded"
+        grad = (f"dout padded by {p}, rot180 on axes {self.rotate_axes}" if self.input_grad == "printed"
+                else "true input gradient")
+        return super().extra_repr() + f", backward: {grad}, dW and db {kept}"
 
 
 class SeedCrossEntropy(SoftmaxCrossEntropy):
@@ -275,16 +327,20 @@ def ThreeLayerNet(seed=0, dtype=np.float32) -> Sequential:
                       ("FC3", Linear(100, 10, rng=rng, dtype=dtype)))
 
 
-def SeedLeNet5(seed=0, softmax_output=True, conv_backward="printed", dtype=np.float32) -> Sequential:
+def SeedLeNet5(seed=0, softmax_output=True, conv_backward="printed", conv_grads="discarded",
+               dtype=np.float32) -> Sequential:
     """The seed's ``LeNet5`` class: (N, 1, 28, 28) -> conv 6@5x5 -> ReLU -> max 2x2 -> conv 16@5x5 -> ReLU
     -> max 2x2 -> 256 -> 120 -> ReLU -> 84 -> ReLU -> 10, then (``softmax_output``) a :class:`SeedSoftmax`.
-    ``conv_backward="printed"`` gives both convolutions the printed input gradient."""
+    ``conv_backward="printed"`` gives both convolutions the printed input gradient;
+    ``conv_grads="discarded"`` (as printed) never stores their ``dW`` and ``db``. With
+    ``conv_backward="true"`` and ``conv_grads="stored"`` the convolutions are lenet_core's ``Conv2d``."""
     rng = _rng(seed)
 
     def conv(cin, cout):
-        if conv_backward == "printed":
-            return SeedConv2d(cin, cout, 5, rng=rng, dtype=dtype)
-        return Conv2d(cin, cout, 5, rng=rng, dtype=dtype)
+        if conv_backward == "true" and conv_grads == "stored":
+            return Conv2d(cin, cout, 5, rng=rng, dtype=dtype)
+        return SeedConv2d(cin, cout, 5, input_grad=conv_backward, keep_grads=conv_grads == "stored",
+                          rng=rng, dtype=dtype)
     layers = [("conv1", conv(1, 6)), ("ReLU1", ReLU()), ("pool1", MaxPool2d(2)),
               ("conv2", conv(6, 16)), ("ReLU2", ReLU()), ("pool2", MaxPool2d(2)),
               ("flatten", Flatten()),
@@ -298,12 +354,13 @@ def SeedLeNet5(seed=0, softmax_output=True, conv_backward="printed", dtype=np.fl
 
 def build_model(config: SeedConfig, seed=0) -> Sequential:
     """The model ``config`` asks for, initialised as it asks (weights drawn from ``seed``)."""
+    dtype = np.dtype(config.dtype).type
     if config.model == "mlp":
-        model = ThreeLayerNet(seed)
+        model = ThreeLayerNet(seed, dtype)
     elif config.model == "seed_lenet5":
-        model = SeedLeNet5(seed, config.softmax_output, config.conv_backward)
+        model = SeedLeNet5(seed, config.softmax_output, config.conv_backward, config.conv_grads, dtype)
     else:
-        model = LeNet5(seed)
+        model = LeNet5(seed, dtype)
     if config.init == "seed":
         seed_init(model, np.random.default_rng([seed, 1]))
     return model
@@ -314,25 +371,29 @@ def build_model(config: SeedConfig, seed=0) -> Sequential:
 # ----------------------------------------------------------------------------------------------
 
 def preprocess(config: SeedConfig, x_train, others=()):
-    """uint8 digits (N, 28, 28) -> float32 model inputs (N, 1, 28, 28) (32x32 for ``"lenet5"``).
+    """uint8 digits (N, 28, 28) -> model inputs (N, 1, 28, 28) (32x32 for ``"lenet5"``) of ``config.dtype``.
 
     Returns ``(x_train, [each of others])``. With ``preprocessing="seed"``: ``x / 255`` minus the
     training set's scalar mean; ``others`` (held-out sets) minus their own mean
-    (``test_centring="own"``, as printed) or the training mean (``"train"``).
+    (``test_centring="own"``, as printed) or the training mean (``"train"``). The printed script
+    passes (N, 784) rows; the image axes are kept here, since every model but ``seed_lenet5``
+    flattens them itself and ``seed_lenet5`` cannot run on rows (:meth:`SeedConfig.cannot_run`).
     """
+    dtype = np.dtype(config.dtype).type
     if config.preprocessing == "book":
-        prep = (lambda a: normalize(pad(a))) if config.model == "lenet5" else normalize
+        prep = (lambda a: normalize(pad(a), dtype=dtype)) if config.model == "lenet5" else (
+            lambda a: normalize(a, dtype=dtype))
         return prep(x_train)[:, None], [prep(o)[:, None] for o in others]
     if config.model == "lenet5":
-        scale = (lambda a: pad(a).astype(np.float32) / 255)
+        scale = (lambda a: pad(a).astype(dtype) / 255)
     else:
-        scale = (lambda a: a.astype(np.float32) / 255)
+        scale = (lambda a: a.astype(dtype) / 255)
     train = scale(x_train)
     train_mean = train.mean(dtype=np.float64)
     held = [scale(o) for o in others]
-    held = [h - np.float32(h.mean(dtype=np.float64) if config.test_centring == "own" else train_mean)
+    held = [h - dtype(h.mean(dtype=np.float64) if config.test_centring == "own" else train_mean)
             for h in held]
-    return (train - np.float32(train_mean))[:, None], [h[:, None] for h in held]
+    return (train - dtype(train_mean))[:, None], [h[:, None] for h in held]
 
 
 def window_batches(n: int, batch_size: int, steps: int, rng):
@@ -355,34 +416,66 @@ def _optimizer(config: SeedConfig, model):
     return opt, make_scheduler(DEFAULT_RECIPE["schedule"], opt, epochs), SoftmaxCrossEntropy()
 
 
+def _batch_plan(config: SeedConfig, n: int, seed):
+    """The batches of a run, epoch by epoch: one list of ``steps`` windows, or ``epochs`` shuffled passes."""
+    if config.sampling == "window":
+        yield list(window_batches(n, config.batch_size, config.steps, [seed, 2]))
+        return
+    rng = np.random.default_rng([seed, 3])
+    for _ in range(config.epochs):
+        yield list(batches(n, config.batch_size, rng=rng))
+
+
+def _outputs_all_nan(model) -> bool:
+    """True when a parameter tensor of the last layer that has parameters is NaN throughout: every
+    output is then NaN whatever the input, and every later update keeps it so."""
+    last = [layer for layer in model if layer.params][-1]
+    return any(np.isnan(p).all() for p in last.params.values())
+
+
 def train_model(config: SeedConfig, model, x, y, seed=0, progress=True):
     """Train ``model`` in place on prepared ``x`` (N, 1, H, W) and labels ``y`` as ``config`` says.
 
-    Returns the list of mini-batch losses. Raises ``FloatingPointError`` when the loss stops being
-    finite (naming the step and the learning rate).
+    Returns ``(losses, info)``: the mini-batch losses and ``{"nan_step": first step whose loss was not
+    finite or None, "steps": steps planned, "steps_skipped": ...}``. With ``on_nan="stop"`` raises
+    ``FloatingPointError`` (naming the step and the learning rate) at the first non-finite loss.
+    With ``on_nan="carry"`` (as printed) training goes on; once the last layer's parameters are all
+    NaN the remaining steps cannot change any output, so they are counted in ``steps_skipped`` and
+    not computed.
     """
     optimizer, scheduler, loss_fn = _optimizer(config, model)
-    if config.sampling == "shuffle":
-        history = fit(model, x, y, epochs=config.epochs, batch_size=config.batch_size, optimizer=optimizer,
-                      scheduler=scheduler, loss_fn=loss_fn, seed=seed, quiet=not progress)
-        return history["loss"]
+    plan = list(_batch_plan(config, len(x), seed))
+    total = sum(len(epoch) for epoch in plan)
+    info = {"nan_step": None, "steps": total, "steps_skipped": 0}
     losses = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=config.steps, desc="steps", leave=False)
-    for step, batch in enumerate(window_batches(len(x), config.batch_size, config.steps, [seed, 2]), 1):
-        loss = loss_fn.forward(model.forward(x[batch]), y[batch])
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss} at step {step} (lr={optimizer.lr:g})")
-        model.backward(loss_fn.backward())
-        optimizer.step(model.gradients())
-        losses.append(loss)
-        if bar is not None:
-            bar.update()
+        bar = tqdm(total=total, desc="steps", leave=False)
+    with input_grad(model, False):                 # nobody reads d(loss)/d(image) while training
+        for epoch in plan:
+            for idx in epoch:
+                loss = loss_fn.forward(model.forward(x[idx]), y[idx])
+                if not math.isfinite(loss) and info["nan_step"] is None:
+                    info["nan_step"] = len(losses) + 1
+                    if config.on_nan == "stop":
+                        raise FloatingPointError(f"training loss became {loss} at step {len(losses) + 1} "
+                                                 f"(lr={optimizer.lr:g})")
+                model.backward(loss_fn.backward())
+                optimizer.step(model.gradients())
+                losses.append(loss)
+                if bar is not None:
+                    bar.update()
+                if info["nan_step"] is not None and _outputs_all_nan(model):
+                    info["steps_skipped"] = total - len(losses)
+                    break
+            if info["steps_skipped"]:
+                break
+            if scheduler is not None:
+                scheduler.step()
     if bar is not None:
         bar.close()
-    return losses
+    return losses, info
 
 
 def accuracy(model, x, y) -> float:
@@ -395,19 +488,26 @@ def run(config: SeedConfig, x_train, y_train, held_out: dict, *, seed=0, train_a
     """Preprocess, build, train and evaluate one pipeline.
 
     ``x_train`` (N, 28, 28) uint8 and ``y_train`` (N,); ``held_out``: ``{name: (images, labels)}``,
-    e.g. ``{"val": ..., "test": ...}``. Returns ``{"<name>_acc": ..., "train_acc": ... (if asked),
-    "final_loss": mean of the last 100 batch losses, "diverged": False}``; a run whose loss stops
-    being finite returns ``{"diverged": True, "error": message}`` and no accuracies.
+    e.g. ``{"val": ..., "test": ...}``. Returns ``{"ran": True, "<name>_acc": ..., "train_acc": ... (if
+    asked), "final_loss": mean of the last 100 finite batch losses (None if none), "nan_step": ...,
+    "steps": ..., "steps_skipped": ..., "stopped": False}``. A pipeline the printed code could not run
+    returns ``{"ran": False, "error": why}``; a run stopped by ``on_nan="stop"`` returns
+    ``{"ran": True, "stopped": True, "nan_step": ..., "error": message}`` and no accuracies.
     """
+    why = config.cannot_run()
+    if why is not None:
+        return {"ran": False, "stopped": False, "error": why}
     x, held = preprocess(config, x_train, [images for images, _ in held_out.values()])
     model = build_model(config, seed)
     try:
-        with np.errstate(over="ignore", invalid="ignore"):         # a divergence is caught just below
-            losses = train_model(config, model, x, y_train, seed=seed, progress=progress)
+        with np.errstate(over="ignore", invalid="ignore"):         # NaN is carried or caught just below
+            losses, info = train_model(config, model, x, y_train, seed=seed, progress=progress)
     except FloatingPointError as e:
-        return {"diverged": True, "error": str(e)}
-    result = {"diverged": False, "final_loss": float(np.mean(losses[-100:]))}
-    with np.errstate(over="ignore", invalid="ignore"):             # huge but finite logits still rank
+        step = int(str(e).split(" at step ")[1].split()[0])
+        return {"ran": True, "stopped": True, "nan_step": step, "error": str(e)}
+    finite = [v for v in losses if math.isfinite(v)][-100:]
+    result = {"ran": True, "stopped": False, "final_loss": float(np.mean(finite)) if finite else None, **info}
+    with np.errstate(over="ignore", invalid="ignore"):             # NaN outputs rank as class 0, as printed
         if train_accuracy:
             result["train_acc"] = accuracy(model, x, y_train)
         for (name, (_, labels)), xh in zip(held_out.items(), held):

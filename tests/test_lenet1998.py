@@ -12,7 +12,8 @@ import torch
 
 from lenet_core import Flatten, Linear, MSELoss, Sequential, SoftmaxCrossEntropy, Tanh
 from lenet_core import functional as Fn
-from lenet_core.gradcheck import check_layer, check_model, numerical_gradient, relative_error
+from lenet_core.gradcheck import (check_layer, check_model, gauss_newton_diagonal, numerical_gradient,
+                                  relative_error)
 from lenet_core.lenet1998 import (A, BACKGROUND, FOREGROUND, MLP, SDLM, LeNet5_1998, PartialConv2d, RBFLoss,
                                   RBFOutput, ScaledTanh, Subsampling2d, estimate_curvature, prepare_1998,
                                   random_affine, rbf_codes, sdlm_learning_rate, trainable_parameters)
@@ -161,6 +162,28 @@ def test_curvature_is_the_gauss_newton_diagonal_where_that_is_exact(rng):
         assert relative_error(h[k], expected[k]) < 1e-12, k
 
 
+def test_curvature_against_finite_differences_of_the_gauss_newton_diagonal(mnist):
+    """On the whole 1998 network: exact for C5 and F6 (one path per weight and sample), an
+    approximation below them, where shared weights and units feeding several units add cross terms
+    that the paper's recursion drops (chapter 11 measures by how much)."""
+    model = LeNet5_1998(seed=0, dtype=np.float64)
+    x, y = prepare_1998(mnist.x_train[:8]).astype(np.float64), mnist.y_train[:8]
+    h = estimate_curvature(model, x, y, RBFLoss())
+    below_out = list(model)[:-1]
+
+    def features():                                    # F6's outputs; eq. 9's first term has Hessian 2 I there
+        out = x
+        for layer in below_out:
+            out = layer.forward(out)
+        return out
+    params = model.parameters()
+    for name in ("C5.W", "C5.b", "F6.W", "F6.b", "C1.W"):
+        idx = np.random.default_rng(0).choice(params[name].size, 3, replace=False)
+        gn = gauss_newton_diagonal(features, params[name], indices=idx).reshape(-1)[idx]
+        err = relative_error(h[name].reshape(-1)[idx], gn)
+        assert (err < 1e-6) if name != "C1.W" else (err > 0.1), (name, err)
+
+
 def test_curvature_of_shared_weights_sums_over_connections(rng):
     """For a convolution the paper sums d2E/da^2 x^2 over every connection of a shared weight."""
     conv = PartialConv2d(C3_TABLE, 5, rng=0, dtype=np.float64)
@@ -224,7 +247,7 @@ def test_random_affine(mnist):
 # The experiments' quick modes: the code path, not the numbers
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("script", ["train_1998", "ablation", "distortion_probe"])
+@pytest.mark.parametrize("script", ["train_1998", "ablation", "distortion_probe", "sdlm_experiments"])
 def test_script_quick_mode(tmp_path, script):
     out = tmp_path / "record.json"
     result = subprocess.run([sys.executable, "-m", f"experiments.{script}", "--quick", "--out", str(out)],

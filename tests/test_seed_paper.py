@@ -34,17 +34,21 @@ def test_vectorised_printed_backward_equals_the_printed_loops(conv_case):
 
 def test_printed_conv_backward_fails_the_gradient_check_and_ours_passes(conv_case):
     x, _, _ = conv_case
-    printed = check_layer(S.SeedConv2d(3, 4, 5, rng=0, dtype=np.float64), x)
+    computed = check_layer(S.SeedConv2d(3, 4, 5, keep_grads=True, rng=0, dtype=np.float64), x)
     ours = check_layer(Conv2d(3, 4, 5, rng=0, dtype=np.float64), x)
-    assert printed["x"] > 0.5 and printed["W"] < 1e-7 and printed["b"] < 1e-7
+    assert computed["x"] > 0.5 and computed["W"] < 1e-7 and computed["b"] < 1e-7
     assert ours.passed()
+    printed = S.SeedConv2d(3, 4, 5, rng=0, dtype=np.float64)          # as printed: dW, db never stored
+    printed.backward(np.ones_like(printed.forward(x)))
+    assert not printed.grads["W"].any() and not printed.grads["b"].any()
 
 
 @pytest.mark.parametrize("padding, axes, passes", [(None, (0, 1), False), (4, (0, 1), False),
                                                    (None, (2, 3), False), (4, (2, 3), True)])
 def test_both_fixes_are_needed(conv_case, padding, axes, passes):
     x, _, _ = conv_case
-    layer = S.SeedConv2d(3, 4, 5, dout_padding=padding, rotate_axes=axes, rng=1, dtype=np.float64)
+    layer = S.SeedConv2d(3, 4, 5, dout_padding=padding, rotate_axes=axes, keep_grads=True, rng=1,
+                         dtype=np.float64)
     assert check_layer(layer, x).passed() is passes
 
 
@@ -69,12 +73,61 @@ def test_double_softmax_is_what_the_code_does(rng):
 
 
 def test_seed_lenet5_with_both_fixes_passes_a_model_check(rng):
-    model = S.SeedLeNet5(seed=0, softmax_output=False, conv_backward="true")
+    model = S.SeedLeNet5(seed=0, softmax_output=False, conv_backward="true", conv_grads="stored")
     result = check_model(model, rng.standard_normal((2, 1, 28, 28)), np.array([0, 5]), samples=8)
     assert result.passed()
-    printed = check_model(S.SeedLeNet5(seed=0, softmax_output=False), rng.standard_normal((2, 1, 28, 28)),
-                          np.array([0, 5]), samples=8)
+    printed = check_model(S.SeedLeNet5(seed=0, softmax_output=False, conv_grads="stored"),
+                          rng.standard_normal((2, 1, 28, 28)), np.array([0, 5]), samples=8)
     assert printed["conv1.W"] > 1e-2 and printed["conv2.W"] < 1e-7        # only what lies below conv2 is wrong
+
+
+RUNNABLE = dict(model="seed_lenet5", input_shape="image", maxpool="renamed")
+
+
+@pytest.mark.parametrize("conv_grads", ["discarded", "stored"])
+def test_printed_seed_lenet5_convolutions_change_only_by_weight_decay(rng, conv_grads):
+    config = S.SEED_AS_PRINTED.replace(**RUNNABLE, conv_grads=conv_grads, steps=6, batch_size=8,
+                                       softmax_output=False, lr=1e-3)
+    x = rng.standard_normal((40, 1, 28, 28))
+    y = rng.integers(0, 10, 40)
+    model = S.build_model(config, seed=0)
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    S.train_model(config, model, x, y, seed=0, progress=False)
+    decayed = {k: v * (1 - config.reg) ** config.steps for k, v in before.items()}
+    after = model.parameters()
+    only_decay = {k: np.allclose(after[k], decayed[k], rtol=1e-12, atol=0) for k in after}
+    assert not any(only_decay[k] for k in after if k.startswith("FC"))      # the FC layers learn either way
+    conv = [k for k in after if k.startswith("conv")]
+    assert len(conv) == 4
+    if conv_grads == "discarded":                                           # as printed
+        assert all(only_decay[k] for k in conv)
+    else:
+        assert not any(only_decay[k] for k in conv)
+        assert all(np.abs(after[k] - decayed[k]).max() > 1e-6 for k in conv)
+
+
+def test_printed_seed_lenet5_cannot_run_under_the_printed_script(rng):
+    images = rng.integers(0, 256, (80, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 80)
+    config = S.SEED_AS_PRINTED.replace(model="seed_lenet5", steps=2)
+    result = S.run(config, images, labels, {"test": (images, labels)})
+    assert not result["ran"] and "(N, 784)" in result["error"] and "test_acc" not in result
+    result = S.run(config.replace(input_shape="image"), images, labels, {"test": (images, labels)})
+    assert not result["ran"] and "_forward" in result["error"]
+    assert S.run(config.replace(input_shape="image", maxpool="renamed"), images, labels,
+                 {"test": (images, labels)}, progress=False)["ran"]
+
+
+def test_nan_is_carried_on_as_printed_or_stops_the_run(rng):
+    images = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 300)
+    config = S.SEED_AS_PRINTED.replace(lr=1e6, steps=50)                  # blows up within a few steps
+    carried = S.run(config, images, labels, {"test": (images, labels)}, progress=False)
+    assert carried["ran"] and not carried["stopped"] and carried["nan_step"] is not None
+    assert carried["test_acc"] == np.mean(labels == 0)                     # arg-max of NaN outputs: class 0
+    assert carried["steps_skipped"] > 0 and carried["nan_step"] + carried["steps_skipped"] <= 50
+    stopped = S.run(config.replace(on_nan="stop"), images, labels, {"test": (images, labels)}, progress=False)
+    assert stopped["stopped"] and stopped["nan_step"] == carried["nan_step"] and "test_acc" not in stopped
 
 
 def test_seed_optimizer_update_rule():
@@ -133,10 +186,12 @@ def test_quick_ladder_runs_and_writes_a_record(tmp_path):
     for rung in res["ladder"]:
         assert len(rung["runs"]) == len(rung["seeds"])
         for run in rung["runs"]:
-            assert run["diverged"] or {"val_acc", "test_acc"} <= set(run)
+            assert run["stopped"] or {"val_acc", "test_acc"} <= set(run)
     assert res["lr_sweep"]["chosen_lr"] in [r["lr"] for r in res["lr_sweep"]["runs"]]
     assert all("test_acc" not in r for r in res["lr_sweep"]["runs"])       # the choice never sees the test set
     assert "train_acc" in res["reproduction"]["mlp"]["runs"][0]
+    assert res["reproduction"]["seed_lenet5_printed"]["not_run"] == 1       # as printed it cannot run
+    assert res["reproduction"]["seed_lenet5"]["config"]["conv_grads"] == "discarded"
 
 
 def test_quick_put_back_writes_its_record(tmp_path):
@@ -147,6 +202,7 @@ def test_quick_put_back_writes_its_record(tmp_path):
     record = json.loads(out.read_text())
     assert record["quick"] is True
     variants = record["results"]["variants"]
-    assert [v["key"] for v in variants] == ["double_softmax", "printed_conv_backward", "printed_init",
-                                            "seed_training"]
-    assert variants[0]["config"]["softmax_output"] is True and variants[1]["config"]["conv_backward"] == "printed"
+    assert [v["key"] for v in variants] == ["double_softmax", "conv_grads_discarded", "printed_conv_backward",
+                                            "printed_init", "seed_training"]
+    assert variants[0]["config"]["softmax_output"] is True and variants[2]["config"]["conv_backward"] == "printed"
+    assert variants[1]["config"]["conv_grads"] == "discarded" and variants[2]["config"]["conv_grads"] == "stored"

@@ -8,5 +8,5 @@
 and the Sphinx extensions the book's ``_config.yml`` loads (``local_extensions``):
 :mod:`tools.live_assets` (the live pages' MNIST digits, written at build time),
 :mod:`tools.record_role` (the ``{record}`` role: a record's figure, rendered at build time) and
-:mod:`tools.book_html_fixes`. The class's grader is ``scripts/grade_submissions.py``.
+:mod:`tools.book_html_fixes`. The class's grader is ``python -m lenet_core.grading``.
 """
