@@ -3,8 +3,10 @@
 A long run (benchmarks, training over many seeds, ablations, the seed-paper ladder) ends with
 :func:`write_record`, which stores its results together with how they were made: the command line,
 the seed(s), the git commit, the machine (CPU, cores, Python, NumPy, torch, whether
-``OPENBLAS_CORETYPE`` was set) and the date. Chapters, the intro and the READMEs read the figures back
-with :func:`read_record`; a test compares the prose with the records, so a number cannot drift.
+``OPENBLAS_CORETYPE`` was set) and the date. Chapters read records with :func:`read_record` to plot
+them; the prose quotes a figure with the book's ``{record}`` role, which :func:`record_figure`
+resolves at build time, and ``tools/prose_check.py`` checks every quotation, so a number cannot drift.
+A figure a chapter computes itself reaches its prose through :func:`glue_all`.
 
 Layout of a record::
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import platform
 import shlex
 import subprocess
@@ -25,7 +28,8 @@ from pathlib import Path
 
 from ._files import atomic_write
 
-__all__ = ["write_record", "read_record", "record_value", "machine_info", "git_commit", "RECORDS_DIR"]
+__all__ = ["write_record", "read_record", "record_value", "record_figure", "glue_all", "machine_info",
+           "git_commit", "RecordError", "RECORDS_DIR"]
 
 #: where committed records live (one JSON file per measurement)
 RECORDS_DIR = Path(__file__).resolve().parents[1] / "results"
@@ -103,18 +107,28 @@ def read_record(path) -> dict:
     return record
 
 
+class RecordError(ValueError):
+    """A figure that cannot be quoted: no such file or key, a bad spec, or a ``--quick`` record."""
+
+
+def record_path(path) -> Path:
+    """Where a record lives: ``path`` as given if absolute, ``results/NAME`` for a bare file name,
+    otherwise relative to the repository's root (``book/weights/lenet5_history.json``)."""
+    path = Path(path)
+    if path.is_absolute():
+        return path
+    return RECORDS_DIR / path if len(path.parts) == 1 else RECORDS_DIR.parent / path
+
+
 def record_value(path, key: str):
     """One figure of a JSON file (a record, or any JSON such as a training history), by a dotted key.
 
-    ``path`` is relative to the repository's root (a bare file name means ``results/NAME``);
-    ``key`` walks dictionaries by name and lists by index: ``record_value("headline.json",
-    "results.summary.default.test_acc.mean")``. Notebooks glue figures through this function
-    (``glue("name", record_value(path, key), display=False)``) so that tests/test_prose_records.py
-    can check the stored figure against the file; a missing key raises ``KeyError`` naming it.
+    ``path`` as in :func:`record_path`; ``key`` walks dictionaries by name and lists by index
+    (``-1`` is the last item): ``record_value("headline.json", "results.summary.default.test_acc.mean")``.
+    A missing key raises ``KeyError`` naming it. Prose quotes records through :func:`record_figure`
+    (the book's ``{record}`` role), never by calling this in a chapter.
     """
-    path = Path(path)
-    if not path.is_absolute():
-        path = RECORDS_DIR / path if len(path.parts) == 1 else RECORDS_DIR.parent / path
+    path = record_path(path)
     with open(path) as f:
         value = json.load(f)
     walked = []
@@ -127,6 +141,64 @@ def record_value(path, key: str):
     return value
 
 
+#: a Python format spec (``.2%``, ``,.0f``, ``+.1e``, ``d``): the last word of a role, if it is one
+FORMAT_SPEC = re.compile(r"(?:.?[<>=^])?[+\- ]?z?#?0?\d*[,_]?(?:\.\d+)?[bcdeEfFgGnosxX%]?")
+
+
+def record_figure(text: str) -> str:
+    """The figure that the book's ``{record}`FILE KEY SPEC` `` role shows, formatted.
+
+    ``text`` is ``FILE KEY`` or ``FILE KEY SPEC``: a record (:func:`record_path`), a dotted key
+    (:func:`record_value`; it may contain spaces, ``results.methods.Integrated Gradients.auc``) and a
+    Python format spec (``.2%``, ``.1f``, ``,.0f``, ``d``):
+    ``record_figure("headline.json results.summary.default.test_acc.mean .2%")`` -> ``'99.22%'``.
+    Raises :class:`RecordError` with one line naming the problem: a malformed role, a missing file
+    or key, a value the spec cannot format, or a ``--quick`` record (a smoke run's numbers mean
+    nothing). Used by the Sphinx role (``tools/record_role.py``) and by ``tools/prose_check.py``.
+    """
+    parts = text.split()
+    if len(parts) < 2:
+        raise RecordError(f"needs FILE KEY [FORMAT], got {text!r}")
+    spec = parts.pop() if len(parts) > 2 and FORMAT_SPEC.fullmatch(parts[-1]) else ""
+    file, key = parts[0], " ".join(parts[1:])          # a key may hold spaces ("Integrated Gradients")
+    path = record_path(file)
+    try:
+        with open(path) as f:
+            whole = json.load(f)
+    except OSError as exc:
+        raise RecordError(f"{file}: cannot read {path} ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise RecordError(f"{file}: not JSON ({exc})") from None
+    if isinstance(whole, dict) and whole.get("quick") is True:
+        raise RecordError(f"{file} is a --quick record: re-run its script in full before quoting it")
+    try:
+        value = record_value(path, key)
+    except KeyError as exc:                         # "PATH: no 'KEY'", said with the name as written
+        raise RecordError(f"{file}: {exc.args[0].rsplit(': ', 1)[-1]}") from None
+    if isinstance(value, (dict, list)) or value is None:
+        raise RecordError(f"{file} {key} is {type(value).__name__}, not a figure")
+    try:
+        return format(value, spec)
+    except (ValueError, TypeError) as exc:
+        raise RecordError(f"{file} {key} = {value!r} cannot be formatted with {spec!r}: {exc}") from None
+
+
+def glue_all(figures: dict) -> dict:
+    """Glue every ``name: value`` of ``figures`` in a notebook (myst-nb), for ``{glue:text}`name` ``.
+
+    The one way a chapter hands a figure it computed to its prose: call it from a code cell tagged
+    ``remove-cell`` right after the cell that computes the figures, so the HTML reader sees the
+    teaching code only. NumPy scalars are stored as Python numbers (their text is what the format
+    spec of ``{glue:text}`name:.2%` `` formats). Returns ``figures``.
+    """
+    from myst_nb import glue
+    for name, value in figures.items():
+        if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+            value = value.item()
+        glue(name, value, display=False)
+    return figures
+
+
 #: suffix of the companion glue that names where a figure glued by :func:`glue_record` comes from
 SOURCE_SUFFIX = "__record"
 
@@ -134,7 +206,10 @@ SOURCE_SUFFIX = "__record"
 def glue_record(name: str, path, key: str):
     """Glue ``record_value(path, key)`` under ``name`` in a notebook (myst-nb), and return it.
 
-    It also glues ``name + "__record"`` = ``"PATH KEY"``, so that tests/test_prose_records.py can
+    Superseded by the ``{record}`` role (a record's figure goes straight into the prose); kept while
+    chapters still call it, and checked by ``tools/prose_check.py``.
+
+    It also glues ``name + "__record"`` = ``"PATH KEY"``, so that tools/prose_check.py can
     check the stored figure against the file even when the name and key are built in a loop
     (``glue_record(f"val_{rung}", "ablation.json", f"results.table.{i}.val_error_mean")``).
     """
