@@ -253,7 +253,7 @@ def check_gauss_newton(layer, x, *, seed=0) -> GradCheckResult:
     with input_grad(layer):
         d2x, h = layer.gauss_newton(d2out)
         expected = {"x": np.zeros_like(x), **{k: np.zeros_like(p) for k, p in layer.params.items()}}
-        unit = np.zeros_like(out)
+        unit = np.zeros(out.shape)      # C order: reshape(-1) below must be a view, whatever out's layout
         for i in range(out.size):
             unit.reshape(-1)[i] = 1
             rows = {"x": np.array(layer.backward(unit)), **layer.grads}         # a copy: not a view of unit
