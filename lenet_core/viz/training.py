@@ -45,6 +45,15 @@ def plot_loss_curves(curves: dict, *, window: int = 20, title: str = "Training l
 _HISTORY_KEYS = ("epoch", "loss", "train_acc", "val_loss", "val_acc")
 
 
+def _named_histories(histories) -> dict:
+    """``{name: history}``: one history (a mapping with ``epoch``) gets the empty name; none is an error."""
+    if isinstance(histories, dict) and "epoch" in histories:
+        histories = {"": histories}
+    if not histories:
+        raise ValueError("histories is empty")
+    return histories
+
+
 def _check_history(name: str, h) -> None:
     missing = [k for k in _HISTORY_KEYS if k not in h]
     if missing:
@@ -63,10 +72,7 @@ def plot_history(histories, *, title: str = "Training history") -> Figure:
 
     Explained in chapter 6 (book/ch06_training.ipynb).
     """
-    if isinstance(histories, dict) and "epoch" in histories:
-        histories = {"": histories}
-    if not histories:
-        raise ValueError("histories is empty")
+    histories = _named_histories(histories)
     for name, h in histories.items():
         _check_history(name, h)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 4.4), layout="constrained")
@@ -260,10 +266,7 @@ def plot_epoch_seconds(histories, *, title: str = "Training time per epoch") -> 
 
     Explained in chapter 8 (book/ch08_pytorch_twin.ipynb).
     """
-    if isinstance(histories, dict) and "epoch" in histories:
-        histories = {"": histories}
-    if not histories:
-        raise ValueError("histories is empty")
+    histories = _named_histories(histories)
     for name, h in histories.items():
         missing = [k for k in ("epoch", "seconds") if k not in h]
         if missing:
