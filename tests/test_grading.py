@@ -62,6 +62,24 @@ def test_every_assignment_builds_and_its_prelude_imports(assignment, tmp_path):
         assert result.returncode == 0, result.stderr
 
 
+def test_self_check_files_hold_the_references_answers(tmp_path):
+    """assignments/source/*/self_checks.npz are what ``python -m lenet_core.grading self-checks``
+    writes from the full lenet_core, and none of their inputs is a graded case's."""
+    for assignment in ASSIGNMENTS:
+        committed = build.REPO_COURSE / "source" / assignment / build.SELF_CHECKS
+        fresh = build.write_self_checks(assignment, tmp_path)
+        if fresh is None:
+            assert not committed.exists(), assignment
+            continue
+        with np.load(committed) as old, np.load(fresh) as new:
+            assert sorted(old.files) == sorted(new.files), assignment
+            for key in new.files:
+                assert old[key].shape == new[key].shape and np.allclose(old[key], new[key], rtol=1e-12), key
+            graded = [a for group in load(assignment).GROUPS.values() for case in group.cases()
+                      for a in case.args if isinstance(a, np.ndarray)]
+            assert not any(g.shape == new[k].shape and np.allclose(g, new[k]) for g in graded for k in new.files)
+
+
 def test_build_refuses_a_name_that_is_not_there():
     with pytest.raises(ValueError, match="lenet_core.functional has no conv3d"):
         build.strip("def conv2d():\n    pass\n", ["conv3d"], "functional", "a1")
@@ -183,7 +201,7 @@ def test_a_missing_sandbox_is_could_not_be_graded_not_zero(monkeypatch):
 
     def broken(*args, **kwargs):
         raise sandbox.SandboxError("bwrap: No permission to create new namespace")
-    monkeypatch.setattr(sandbox, "run", broken)
+    monkeypatch.setattr(sandbox, "run_many", broken)
     reports = notebook.grade_groups("a1_convolution", [])
     assert all(not r.graded and "No permission" in r.why for r in reports.values())
     assert str(reports["check_conv_forward"]) == \
