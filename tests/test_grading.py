@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 import time
@@ -206,6 +207,22 @@ def test_a_missing_sandbox_is_could_not_be_graded_not_zero(monkeypatch):
     assert all(not r.graded and "No permission" in r.why for r in reports.values())
     assert str(reports["check_conv_forward"]) == \
         "conv forward: could not be graded (bwrap: No permission to create new namespace)"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to nobody needs root (CI runs as root)")
+def test_an_unprivileged_grader_gets_the_same_isolation_from_a_user_namespace():
+    """bwrap run by an ordinary user (here nobody, through setpriv), with the flags the sandbox uses
+    when the grader is not root: a user namespace maps it to nobody, without capabilities, alone in
+    its PID namespace, without network. (The grader's own Python must be readable by that user.)"""
+    script = "id -u; grep CapEff /proc/self/status; ls /proc | grep -c '^[0-9]'; tail -n +3 /proc/net/dev"
+    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             *sandbox.isolation_args(root=False), *sandbox.system_args(), "--proc", "/proc",
+                             "/usr/bin/sh", "-c", script],
+                            capture_output=True, text=True, timeout=30, cwd="/")
+    assert result.returncode == 0, result.stderr
+    uid, caps, processes, *links = result.stdout.split("\n")
+    assert uid == "65534" and caps.split()[-1] == "0000000000000000"
+    assert int(processes) <= 4 and [link.split(":")[0].strip() for link in links if link] == ["lo"]
 
 
 def test_sandbox_check_command(capsys):

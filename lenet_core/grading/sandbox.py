@@ -110,19 +110,32 @@ def _site_dirs() -> list[Path]:
     return sorted({Path(d) for d in dirs if Path(d).is_dir()})
 
 
-def _bwrap_args(torch: bool, binds=()) -> list[str]:
+def isolation_args(root: bool) -> list[str]:
+    """bwrap and its namespaces: run by root, the sandbox keeps only the capabilities the runner
+    needs to switch each case to nobody; run by another user, a user namespace maps it to nobody."""
     args = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-    if os.geteuid() == 0:
+    if root:
         # the runner's switch to nobody, and its clean-up of what a case left behind
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
     else:
         args += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+    return args
+
+
+def system_args() -> list[str]:
+    """The system's programs and libraries, read-only (``/usr`` and what links into it)."""
+    args = []
     for d in ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"]:
         if os.path.islink(d):
             args += ["--symlink", os.readlink(d), d]
         elif os.path.isdir(d):
             args += ["--ro-bind", d, d]
+    return args
+
+
+def _bwrap_args(torch: bool, binds=()) -> list[str]:
+    args = isolation_args(os.geteuid() == 0) + system_args()
     for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}):
         if not prefix.startswith("/usr"):
             for parent in reversed(Path(prefix).parents[:-1]):      # traversable by nobody (e.g. /root)
