@@ -10,7 +10,7 @@ import pytest
 from lenet_core import LeNet5, load_weights
 from lenet_core.data import prepare
 from lenet_core.optim import SGD
-from lenet_core.train import DEFAULT_RECIPE, History, evaluate, fit, predict, predict_proba, random_shift
+from lenet_core.train import DEFAULT_RECIPE, History, evaluate, fit, predict, predict_proba
 
 from conftest import REPO
 
@@ -104,16 +104,6 @@ def test_predict_and_evaluate_agree(small):
     assert np.array_equal(labels, probs.argmax(axis=1))
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert evaluate(model, xt, yt)[1] == pytest.approx(np.mean(labels == yt))
-
-
-def test_random_shift_moves_each_image_within_bounds():
-    rng = np.random.default_rng(0)
-    x = np.zeros((50, 1, 32, 32), dtype=np.float32)
-    x[:, 0, 16, 16] = 1.0
-    shifted = random_shift(x, 2, rng)
-    positions = np.argwhere(shifted[:, 0] == 1.0)
-    assert len(positions) == 50 and np.all(np.abs(positions[:, 1:] - 16) <= 2)
-    assert len({tuple(p) for p in positions[:, 1:]}) > 5
 
 
 def run_cli(*args, env_dir):
