@@ -1,5 +1,6 @@
 """Training, evaluation and the command line, on real MNIST."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from lenet_core import LeNet5, load_weights
+from lenet_core._files import MAX_JSON_BYTES
 from lenet_core.data import prepare
 from lenet_core.optim import SGD
 from lenet_core.train import DEFAULT_RECIPE, History, evaluate, fit, predict, predict_proba
@@ -76,6 +78,34 @@ def test_history_json_roundtrip(tmp_path):
         '{"epoch": [1, 2], "loss": [0.1], "train_acc": [1], "val_loss": [1], "val_acc": [1], "lr": [1], "seconds": [1]}')
     with pytest.raises(ValueError, match="different lengths"):
         History.load(tmp_path / "ragged.json")
+
+
+def test_history_load_reads_through_the_bounded_reader(tmp_path):
+    """History.load refuses special, oversized, over-nested and ill-typed files in one ValueError naming
+    the file, as the other readers do (lenet_core._files)."""
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)                                          # no writer: an unbounded open would hang
+    with pytest.raises(ValueError, match=r"fifo.json: is a FIFO \(named pipe\), not a regular file"):
+        History.load(fifo)
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(MAX_JSON_BYTES + 1)                       # sparse: no disk used
+    with pytest.raises(ValueError, match=r"big.json: .* more than the .* bytes such a file can need"):
+        History.load(big)
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"nested.json: not readable JSON \(nested too deeply\)"):
+        History.load(nested)
+    lists = {k: [1] for k in History.KEYS}
+    for key, value, problem in [("loss", 5, "not every one of"), ("loss", ["x"], "'loss' holds something other"),
+                                ("val_acc", [float("nan")], "'val_acc' holds something other"),
+                                ("epoch", [1.5], "'epoch' holds something other than integers")]:
+        bad = tmp_path / f"{key}.json"
+        bad.write_text(json.dumps({**lists, key: value}))
+        with pytest.raises(ValueError, match=rf"{key}.json.*{problem}"):
+            History.load(bad)
+    with pytest.raises(FileNotFoundError, match="missing.json does not exist"):
+        History.load(tmp_path / "missing.json")
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
