@@ -479,8 +479,8 @@ def test_output_that_fails_after_training_keeps_the_run(tmp_path, mnist_root):
     assert proc.returncode == EXIT_CODES["output"], stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
     assert re.match(r"error: could not write --out sub/w\.npz: File exists; epochs 1-2 are saved in ck\.npz; save them "
-                    r"with: python -m lenet_core train --resume ck\.npz --out OTHER\.npz --checkpoint ck\.npz --quiet$",
-                    stderr.strip()), stderr
+                    rf"with: LENET_MNIST_DIR={re.escape(shlex.quote(str(mnist_root)))} python -m lenet_core train "
+                    r"--resume ck\.npz --out OTHER\.npz --checkpoint ck\.npz --quiet$", stderr.strip()), stderr
     resumed = cli("train", "--resume", "ck.npz", "--out", "w.npz", "--no-checkpoint", cwd=tmp_path,
                   env={"LENET_MNIST_DIR": str(mnist_root)})
     assert resumed.returncode == 0 and (tmp_path / "w.npz").exists(), resumed.stderr
