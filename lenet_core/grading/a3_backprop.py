@@ -156,7 +156,7 @@ def tanh_cases():
         x = rng.uniform(-6, 6, shape) if "saturated" in name else rng.standard_normal(shape)
         cases.append(_tanh_case(name, rng.standard_normal(shape), np.tanh(x)))
     dout, y = _c3_activations()
-    cases.append(_tanh_case("LeNet-5 repaired: the gradient at C3 for two digits", dout, y))
+    cases.append(_tanh_case("inside LeNet-5: the gradient at C3 for two digits", dout, y))
     return cases
 
 
