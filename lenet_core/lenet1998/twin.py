@@ -172,7 +172,7 @@ class StackedLeNet5_1998:
     :meth:`forward` maps (K, B, 1, 32, 32), model k's own B images, to (K, B, 10) RBF penalties:
     C1, C3 and C5 are grouped convolutions (``groups=K``) over the K models' maps side by side, F6
     a batched matrix product. The same functions as :class:`TorchLeNet5_1998` (checked to 1e-6 by
-    tests/test_lenet1998.py); model k's gradient is that of its own loss, as the K losses share no
+    tests/test_lenet1998_twin.py); model k's gradient is that of its own loss, as the K losses share no
     parameter.
 
     Explained in chapter 11 (book/ch11_lenet1998.ipynb).
