@@ -69,6 +69,21 @@ def experiments(passes):
     return {k: {"passes": passes, "eta_scale": 1.0, "images": 0, **v} for k, v in out.items()}
 
 
+def curvature_steps(model, x, y, rng, eta, *, mu=0.02, samples=500) -> dict:
+    """SDLM's per-parameter steps ``eta / (mu + h_kk)`` (float32, by NumPy name), ``h_kk`` the
+    Gauss-Newton diagonal estimated on ``samples`` images of ``x`` drawn with ``rng``."""
+    idx = rng.choice(len(x), size=min(samples, len(x)), replace=False)
+    h = estimate_curvature(model, x[idx], y[idx], RBFLoss())
+    return {k: (eta / (mu + v)).astype(np.float32) for k, v in h.items()}
+
+
+def sdlm_update(params, loss, steps) -> None:
+    """One SDLM update in place: ``p -= step * dloss/dp`` for the tensors ``params``, ``steps``."""
+    grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        torch._foreach_sub_(params, torch._foreach_mul(grads, steps))
+
+
 def sdlm_torch(x, y, validation, *, passes, batch_size, seed=0, eta_scale=1.0, early_every=None,
                images=0, mu=0.02, hessian_samples=500, progress=False):
     """Train ``LeNet5_1998(seed)`` through its PyTorch twin with SDLM; never stops early.
@@ -97,9 +112,8 @@ def sdlm_torch(x, y, validation, *, passes, batch_size, seed=0, eta_scale=1.0, e
 
     def step_sizes(eta):
         sync()
-        idx = rng.choice(len(x), size=min(hessian_samples, len(x)), replace=False)
-        h = estimate_curvature(model, x[idx], y[idx], loss_np)
-        return [torch.from_numpy((eta / (mu + h[k])).astype(np.float32)) for k in order_names]
+        h = curvature_steps(model, x, y, rng, eta, mu=mu, samples=hessian_samples)
+        return [torch.from_numpy(h[k]) for k in order_names]
 
     xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
     out = {"val_error": [], "train_loss": [], "seconds": [], "nonfinite": 0, "first_nonfinite": None}
@@ -117,9 +131,7 @@ def sdlm_torch(x, y, validation, *, passes, batch_size, seed=0, eta_scale=1.0, e
         for b in range(0, len(x), batch_size):
             idx = order[b:b + batch_size]
             loss = rbf_loss_torch(net(xt[idx]), yt[idx])
-            grads = torch.autograd.grad(loss, params)
-            with torch.no_grad():
-                torch._foreach_sub_(params, torch._foreach_mul(grads, steps))
+            sdlm_update(params, loss, steps)
             value = float(loss.detach())
             updates += 1
             updates_total += 1

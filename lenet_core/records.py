@@ -35,15 +35,27 @@ __all__ = ["write_record", "read_record", "record_value", "record_figure", "glue
 RECORDS_DIR = Path(__file__).resolve().parents[1] / "results"
 
 
-def git_commit(repo: Path | None = None) -> tuple[str | None, bool | None]:
-    """The current commit hash and whether the work tree has uncommitted changes (``None`` outside git)."""
+def git_commit(repo: Path | None = None, *, ignore=None) -> tuple[str | None, bool | None]:
+    """The current commit hash and whether the work tree has uncommitted changes (``None`` outside git).
+
+    ``ignore``: a file whose own changes do not count (the record being written: a script that
+    rewrites its tracked record after every run would otherwise mark every record after the first
+    dirty).
+    """
     repo = repo or RECORDS_DIR.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                                    capture_output=True, text=True, timeout=10, check=True).stdout.strip())
-        return commit, dirty
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        changed = [line[3:] for line in status.splitlines() if line.strip()]
+        if ignore is not None:
+            try:
+                own = Path(ignore).resolve().relative_to(Path(repo).resolve()).as_posix()
+            except ValueError:                   # a record outside the work tree
+                own = None
+            changed = [name for name in changed if name != own]
+        return commit, bool(changed)
     except (OSError, subprocess.SubprocessError):
         return None, None
 
@@ -85,7 +97,7 @@ def write_record(path, results: dict, *, command: str | None = None, seed=None, 
     ``command`` defaults to this process's command line; ``quick`` marks a smoke run whose numbers
     must never be quoted (tests write quick records to temporary folders, never to ``results/``).
     """
-    commit, dirty = git_commit()
+    commit, dirty = git_commit(ignore=path)
     record = {"name": name or Path(path).stem,
               "command": command or _command_line(),
               "seed": seed, "commit": commit, "dirty": dirty, "machine": machine_info(),

@@ -1,5 +1,5 @@
 """The quick modes of the 1998 experiments (experiments/train_1998.py, ablation.py, distortion_probe.py,
-sdlm_experiments.py): the code path and a sound record, not the numbers."""
+sdlm_experiments.py, per_pattern_1998.py): the code path and a sound record, not the numbers."""
 
 import json
 import subprocess
@@ -10,7 +10,8 @@ import pytest
 from conftest import REPO
 
 
-@pytest.mark.parametrize("script", ["train_1998", "ablation", "distortion_probe", "sdlm_experiments"])
+@pytest.mark.parametrize("script", ["train_1998", "ablation", "distortion_probe", "sdlm_experiments",
+                                    "per_pattern_1998"])
 def test_script_quick_mode(tmp_path, script):
     out = tmp_path / "record.json"
     result = subprocess.run([sys.executable, "-m", f"experiments.{script}", "--quick", "--out", str(out)],

@@ -9,6 +9,10 @@ PyTorch has no layer for three of the 1998 parts, so they are written here in a 
 - ``TorchRBFOutput``: ``sum_j (x_j - w_ij)^2`` with the fixed codes as a buffer;
 - :func:`rbf_loss_torch`: eq. 9.
 
+:class:`StackedLeNet5_1998` holds K copies of the 1998 network (K seeds) as one computation:
+grouped convolutions and a batched F6, so that per-pattern training pays PyTorch's per-step
+overhead once for K models instead of K times.
+
 Parameter names match the scratch ones with ``W -> weight``, ``b -> bias`` (``coeff`` stays).
 """
 
@@ -23,7 +27,7 @@ from ..model import Sequential
 from .tables import C3_TABLE
 
 __all__ = ["TorchScaledTanh", "TorchSubsampling2d", "TorchPartialConv2d", "TorchRBFOutput", "TorchLeNet5_1998",
-           "rbf_loss_torch", "to_torch_1998", "torch_name_1998"]
+           "StackedLeNet5_1998", "rbf_loss_torch", "to_torch_1998", "torch_name_1998"]
 
 
 class TorchScaledTanh(nn.Module):
@@ -83,14 +87,21 @@ class TorchRBFOutput(nn.Module):
         return ((x[:, None, :] - w[None]) ** 2).sum(dim=2)
 
 
-def rbf_loss_torch(penalties: torch.Tensor, labels: torch.Tensor, j: float = 100.0) -> torch.Tensor:
-    """Eq. 9: ``mean_n [ y[n, D_n] + log(exp(-j) + sum_i exp(-y[n, i])) ]``.
+def rbf_loss_torch(penalties: torch.Tensor, labels: torch.Tensor, j: float = 100.0,
+                   reduction: str = "mean") -> torch.Tensor:
+    """Eq. 9: ``mean_n [ y[n, D_n] + log(exp(-j) + sum_i exp(-y[n, i])) ]``; the (N,) per-sample
+    losses with ``reduction="none"``.
 
     Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
     n = penalties.shape[0]
     z = torch.cat([-penalties, torch.full((n, 1), -j, dtype=penalties.dtype)], dim=1)
-    return (penalties[torch.arange(n), labels] + torch.logsumexp(z, dim=1)).mean()
+    losses = penalties[torch.arange(n), labels] + torch.logsumexp(z, dim=1)
+    if reduction == "none":
+        return losses
+    if reduction != "mean":
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    return losses.mean()
 
 
 class TorchLeNet5_1998(nn.Module):
@@ -151,3 +162,65 @@ def to_torch_1998(model: Sequential) -> TorchLeNet5_1998:
         for name, p in torch_params.items():
             p.copy_(torch.from_numpy(np.ascontiguousarray(params[name])))
     return module
+
+
+class StackedLeNet5_1998:
+    """K LeNet-5s of 1998 (the paper's network, default switches) evaluated as one computation.
+
+    ``params[name]`` is a (K, *shape) tensor per twin parameter name (``"net.C1.weight"``: (K, 6,
+    1, 5, 5)), stacked from ``models`` (K :func:`lenet_core.lenet1998.LeNet5_1998`, one per seed).
+    :meth:`forward` maps (K, B, 1, 32, 32), model k's own B images, to (K, B, 10) RBF penalties:
+    C1, C3 and C5 are grouped convolutions (``groups=K``) over the K models' maps side by side, F6
+    a batched matrix product. The same functions as :class:`TorchLeNet5_1998` (checked to 1e-6 by
+    tests/test_lenet1998_twin.py); model k's gradient is that of its own loss, as the K losses share no
+    parameter.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
+    """
+
+    def __init__(self, models):
+        models = list(models)
+        paper = dict(output="rbf", activation="scaled_tanh", c3="partial", pooling="trainable")
+        if not models or any({k: getattr(m, "config", {}).get(k) for k in paper} != paper
+                             for m in models):
+            raise ValueError("StackedLeNet5_1998 takes one or more LeNet5_1998 models with the "
+                             "paper's switches (rbf, scaled_tanh, partial C3, trainable pooling)")
+        nets = [to_torch_1998(m) for m in models]
+        self.k = len(nets)
+        self.names = [n for n, _ in nets[0].named_parameters()]
+        self.params = {n: torch.stack([dict(net.named_parameters())[n].detach() for net in nets])
+                       .clone().requires_grad_(True) for n in self.names}
+        self.mask = nets[0].net.C3.mask
+        self.codes = nets[0].net.OUT.codes
+
+    def _conv(self, h, layer, weight=None):
+        w = self.params[f"net.{layer}.weight"] if weight is None else weight
+        return nn.functional.conv2d(h, w.flatten(0, 1), self.params[f"net.{layer}.bias"].flatten(),
+                                    groups=self.k)
+
+    def _sub(self, h, layer):
+        c = self.params[f"net.{layer}.coeff"].flatten()[:, None, None]
+        b = self.params[f"net.{layer}.bias"].flatten()[:, None, None]
+        return 4 * nn.functional.avg_pool2d(h, 2) * c + b
+
+    def forward(self, x):
+        """(K, B, 1, 32, 32) -> (K, B, 10) penalties."""
+        k, b = x.shape[:2]
+        if k != self.k:
+            raise ValueError(f"input holds images for {k} models, the stack has {self.k}")
+        f = TorchScaledTanh()
+        h = x.transpose(0, 1).reshape(b, k, *x.shape[-2:])           # (B, K, 32, 32)
+        h = f(self._conv(h, "C1"))
+        h = f(self._sub(h, "S2"))
+        h = f(self._conv(h, "C3", self.params["net.C3.weight"] * self.mask))
+        h = f(self._sub(h, "S4"))
+        h = f(self._conv(h, "C5")).reshape(b, k, -1).transpose(0, 1)  # (K, B, 120)
+        w, bias = self.params["net.F6.weight"], self.params["net.F6.bias"]
+        h = f(torch.baddbmm(bias[:, None, :], h, w.transpose(1, 2)))  # (K, B, 84)
+        return ((h[:, :, None, :] - self.codes.to(h.dtype)) ** 2).sum(dim=3)
+
+    def to_numpy(self, index: int, model: Sequential) -> Sequential:
+        """Copy model ``index``'s weights into the NumPy ``model`` (in place); return it."""
+        for name, p in model.parameters().items():
+            p[...] = self.params[torch_name_1998(name)][index].detach().numpy()
+        return model
