@@ -14,6 +14,21 @@ if not os.environ.get("LENET_MNIST_DIR") and _shared.is_dir():
     os.environ["LENET_MNIST_DIR"] = str(_shared)
 
 
+# Per-assignment markers (registered in pyproject.toml): `python -m pytest -m a3` runs assignment 3's tests.
+# A test belongs to an assignment when its id names the assignment's folder in assignments/source (the
+# source notebook's cells under nbval, a test parametrized by assignment); a test can also carry the
+# mark itself (`@pytest.mark.a3`).
+_ASSIGNMENTS = sorted(p.name for p in (Path(__file__).resolve().parent / "assignments" / "source").iterdir()
+                      if p.is_dir())
+
+
+def _mark_assignment(item):
+    for name in _ASSIGNMENTS:
+        mark = name.split("_", 1)[0]
+        if name in item.nodeid and item.get_closest_marker(mark) is None:
+            item.add_marker(mark)
+
+
 # ----------------------------------------------------------------------------------------------
 # Two workers (pytest-xdist, ``-n 2 --dist loadgroup`` in pyproject.toml): what runs where
 # ----------------------------------------------------------------------------------------------
@@ -33,7 +48,8 @@ _SHARED_GROUPS = {"test_book.py": "book", "test_browser.py": "book", "test_brows
 def pytest_collection_modifyitems(config, items):
     """Put every test in the group of its file (a notebook is one kernel: its cells must stay in
     order on one worker; a module's fixtures are built once), and the files that share the book's
-    build in one group."""
+    build in one group. Each test also gets its assignment's mark (``_mark_assignment``)."""
     for item in items:
+        _mark_assignment(item)
         name = item.path.name
         item.add_marker(pytest.mark.xdist_group(_SHARED_GROUPS.get(name, str(item.path.relative_to(config.rootpath)))))
