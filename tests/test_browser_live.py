@@ -793,7 +793,7 @@ def test_a_link_restores_the_drawing_and_every_setting(open_page, site, book_bui
         page.dispatch_event(field, "change")
     page.locator("#pg-net").scroll_into_view_if_needed()
     page.mouse.move(*_unit_point(page, "c3", 345))
-    page.wait_for_timeout(400)                                                 # the URL follows the chosen unit
+    page.wait_for_function("location.hash.includes('u=c3.345')", timeout=10_000)   # the URL follows the unit
     _state(page)
     state = page.evaluate(STATE_JS)
     url = page.url
