@@ -287,13 +287,22 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 #   stream through memory; and the product ``W.reshape(F, -1) @ cols`` (F, OH*OW*N) already is the
 #   output in that layout, so no layer transposes its output and the next layer unfolds it as is.
 # - ``unfold`` puts the windows in the columns of ONE matrix for the whole batch, (C*KH*KW, OH*OW*N),
-#   so a layer is one large matrix product (OpenBLAS is at its best on one large product, not on N
-#   small ones).
-# - The input gradient is one product ``W.reshape(F, -1).T @ dout`` (the column gradients) folded back
-#   onto the windows: 25 slice additions for a 5x5 kernel, each over long contiguous rows.
+#   so a layer is a few large matrix products (OpenBLAS is at its best on large products, not on N
+#   small ones), copied from a strided view of every window in one call.
+# - That matrix is large (20 MB for C1 at batch 256), larger than a core's cache; so the convolution
+#   unfolds it band by band of output rows (:data:`BAND_BYTES`) and multiplies each band as soon as
+#   it is written, while it is still in the cache, instead of writing all of it and reading it back.
+# - The input gradient is the product ``W.reshape(F, -1).T @ dout`` (the column gradients) folded back
+#   onto the windows, band by band too: 25 slice additions per band for a 5x5 kernel, each over long
+#   contiguous rows.
 # - Scratch arrays live in a :class:`Workspace` and are reused from one call to the next; arrays that
 #   are returned to the caller are always new.
 # ----------------------------------------------------------------------------------------------
+
+#: bytes of unfolded windows the fast convolution handles at a time (a band of output rows): small
+#: enough to stay in one core's cache between the unfold and the matrix product that reads them
+BAND_BYTES = 1 << 20
+
 
 class Workspace:
     """Named scratch arrays kept from one call to the next, so the hot path does not allocate them.
@@ -382,8 +391,8 @@ def unfold(x, kernel_size, stride=1, padding=0, out=None, *, workspace=None):
     Column ``(i*OW + j)*N + n`` is the window of image n at output position (i, j) (batch-last, like
     the engine's images), flattened in ``(C, KH, KW)`` order like a row of ``W.reshape(F, -1)``: this is
     :func:`im2col`, transposed, with its rows in that order. ``out``, if given, is a C-contiguous array
-    of that shape to fill (a reused buffer). The loop runs over the KH*KW offsets; each copies one
-    slice of all the images (``workspace`` holds the batch-last copy of x when one is needed).
+    of that shape to fill (a reused buffer). It is copied from a strided view of every window, one
+    copy per band of output rows (``workspace`` holds the batch-last copy of x when one is needed).
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
@@ -395,12 +404,35 @@ def unfold(x, kernel_size, stride=1, padding=0, out=None, *, workspace=None):
         out = np.empty(shape, dtype=x.dtype)
     elif out.shape != shape or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous array of shape {shape}, got shape {out.shape}")
-    xp = _padded_batch_last(x, padding, workspace, "x_padded").transpose(3, 0, 1, 2)   # (N, C, H', W')
-    cols = out.reshape(C, kh, kw, OH, OW, N).transpose(1, 2, 5, 0, 3, 4)   # (KH, KW, N, C, OH, OW) view
-    for p in range(kh):
-        for q in range(kw):
-            cols[p, q] = _offset(xp, p, q, stride, (OH, OW))
+    for _ in _unfold_bands(x, (kh, kw), stride, padding, out, workspace):
+        pass
     return out
+
+
+def _band_rows(out_rows: int, row_bytes: int):
+    """Bands ``(i0, i1)`` of output rows whose unfolded windows take at most :data:`BAND_BYTES` (at
+    least one row each)."""
+    rows = max(1, BAND_BYTES // max(1, row_bytes))
+    return [(i, min(i + rows, out_rows)) for i in range(0, out_rows, rows)]
+
+
+def _unfold_bands(x, kernel, stride, padding, cols, workspace):
+    """Fill ``cols`` (:func:`unfold`'s matrix, C-contiguous) one band of output rows at a time; yields
+    ``(i0, i1)`` once the columns of rows i0..i1-1 are filled, so the caller can use them while they
+    are still in the cache.
+
+    Each band is one copy from a strided view of every window (no loop over the kernel offsets).
+    """
+    (kh, kw), (sh, sw), padding, OH, OW = conv_geometry(x.shape, kernel, stride, padding)
+    N, C, _, _ = x.shape
+    xp = _padded_batch_last(x, padding, workspace, "x_padded")    # (C, H', W', N)
+    # windows[c, p, q, i, j, n] = xp[c, i*sh + p, j*sw + q, n]: a view, nothing is copied yet
+    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, :sh * OH:sh, :sw * OW:sw]
+    windows = windows.transpose(0, 4, 5, 1, 2, 3)                  # (C, KH, KW, OH, OW, N)
+    target = cols.reshape(C, kh, kw, OH, OW, N)
+    for i0, i1 in _band_rows(OH, C * kh * kw * OW * N * cols.itemsize):
+        np.copyto(target[:, :, :, i0:i1], windows[:, :, :, i0:i1])
+        yield i0, i1
 
 
 def fold(cols, x_shape, kernel_size, stride=1, padding=0):
@@ -411,11 +443,20 @@ def fold(cols, x_shape, kernel_size, stride=1, padding=0):
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
-    (kh, kw), stride, (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
+    kernel, stride, (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
     N, C, H, Wd = x_shape
     xp = new_batch_last((N, C, H + 2 * ph, Wd + 2 * pw), cols.dtype, fill=0)
-    patches = cols.reshape(C, kh, kw, OH, OW, N).transpose(1, 2, 5, 0, 3, 4)   # (KH, KW, N, C, OH, OW)
-    return _add_windows(xp, patches, stride)[:, :, ph:ph + H, pw:pw + Wd]
+    return _fold_rows(xp, cols, 0, kernel, stride, OW)[:, :, ph:ph + H, pw:pw + Wd]
+
+
+def _fold_rows(xp, cols, i0, kernel, stride, OW):
+    """Add ``cols``, the columns of output rows i0, i0 + 1, ... (in :func:`unfold`'s order), back onto
+    their windows of the padded images ``xp`` (N, C, H', W'), in place; returns ``xp``."""
+    (kh, kw), (sh, _) = kernel, stride
+    N, C = xp.shape[:2]
+    patches = cols.reshape(C, kh, kw, -1, OW, N).transpose(1, 2, 5, 0, 3, 4)   # (KH, KW, N, C, rows, OW)
+    _add_windows(xp[:, :, i0 * sh:], patches, stride)
+    return xp
 
 
 def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
@@ -437,14 +478,18 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
         raise ValueError(f"x has {x.shape[1]} channels but W expects {C} (x shape {x.shape})")
     N = x.shape[0]
     kernel, _, padding, OH, OW = conv_geometry(x.shape, (KH, KW), stride, padding)
+    out = np.empty((F, OH, OW, N), dtype=np.result_type(W, x))
+    Wm, out_m, bias = W.reshape(F, -1), out.reshape(F, -1), b.reshape(F, 1)
     if _whole_image(x.shape, kernel, padding):                     # one window per image: x itself
         cols = _padded_batch_last(x, padding, workspace, "cols").reshape(C * KH * KW, N)
-    else:
-        cols = unfold(x, kernel, stride, padding, workspace=workspace,
-                      out=_scratch(workspace, "cols", (C * KH * KW, OH * OW * N), x.dtype))
-    out = np.empty((F, OH, OW, N), dtype=np.result_type(W, x))
-    np.matmul(W.reshape(F, -1), cols, out=out.reshape(F, -1))     # (F, K) @ (K, OH*OW*N)
-    out += b.reshape(F, 1, 1, 1)
+        np.matmul(Wm, cols, out=out_m)
+        out_m += bias
+        return out.transpose(3, 0, 1, 2), cols
+    cols = _scratch(workspace, "cols", (C * KH * KW, OH * OW * N), x.dtype)
+    for i0, i1 in _unfold_bands(x, kernel, stride, padding, cols, workspace):
+        band = slice(i0 * OW * N, i1 * OW * N)                     # these rows' columns, just unfolded
+        np.matmul(Wm, cols[:, band], out=out_m[:, band])          # (F, K) @ (K, band), from the cache
+        out_m[:, band] += bias
     return out.transpose(3, 0, 1, 2), cols
 
 
@@ -472,9 +517,17 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *
         return None, dW, db
     if _whole_image(x_shape, kernel, padding):                     # one window per image: no fold
         return (W.reshape(F, -1).T @ d).reshape(C, H, Wd, N).transpose(3, 0, 1, 2), dW, db
-    dcols = _scratch(workspace, "dcols", cols.shape, np.result_type(W, d))
-    np.matmul(W.reshape(F, -1).T, d, out=dcols)                    # (K, F) @ (F, OH*OW*N)
-    return fold(dcols, x_shape, kernel, stride, padding), dW, db
+    # the column gradients W^T d, (K, OH*OW*N), one band of output rows at a time, each folded back
+    # onto its windows while it is in the cache
+    (ph, pw), dtype = padding, np.result_type(W, d)
+    dxp = new_batch_last((N, C, H + 2 * ph, Wd + 2 * pw), dtype, fill=0)
+    bands = _band_rows(OH, cols.shape[0] * OW * N * dtype.itemsize)
+    dcols = _scratch(workspace, "dcols", (cols.shape[0], (bands[0][1] - bands[0][0]) * OW * N), dtype)
+    for i0, i1 in bands:
+        band = dcols[:, :(i1 - i0) * OW * N]
+        np.matmul(W.reshape(F, -1).T, d[:, i0 * OW * N:i1 * OW * N], out=band)   # (K, F) @ (F, band)
+        _fold_rows(dxp, band, i0, kernel, stride, OW)
+    return dxp[:, :, ph:ph + H, pw:pw + Wd], dW, db
 
 
 def _pool_geometry(x_shape, kernel_size, stride):
