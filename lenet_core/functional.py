@@ -409,16 +409,24 @@ def unfold(x, kernel_size, stride=1, padding=0, out=None, *, workspace=None):
     return out
 
 
-def _band_rows(out_rows: int, row_bytes: int):
-    """Bands ``(i0, i1)`` of output rows whose unfolded windows take at most :data:`BAND_BYTES` (at
-    least one row each)."""
-    rows = max(1, BAND_BYTES // max(1, row_bytes))
-    return [(i, min(i + rows, out_rows)) for i in range(0, out_rows, rows)]
+def _bands(OH: int, OW: int, N: int, window_bytes: int):
+    """Bands of output positions whose unfolded windows take at most :data:`BAND_BYTES` (at least
+    one position each): ``(rows, cols, columns)``, the slices of output rows and columns of the band
+    and of its columns in :func:`unfold`'s matrix (always contiguous). Whole rows when a row fits,
+    else pieces of one row. ``window_bytes``: the bytes of one image's unfolded window.
+    """
+    position = max(1, N * window_bytes)                            # one output position, every image
+    rows, width = max(1, BAND_BYTES // (OW * position)), max(1, BAND_BYTES // position)
+    if rows > 1 or width >= OW:
+        pieces = [(slice(i, min(i + rows, OH)), slice(0, OW)) for i in range(0, OH, rows)]
+    else:
+        pieces = [(slice(i, i + 1), slice(j, min(j + width, OW))) for i in range(OH) for j in range(0, OW, width)]
+    return [(r, c, slice((r.start * OW + c.start) * N, ((r.stop - 1) * OW + c.stop) * N)) for r, c in pieces]
 
 
 def _unfold_bands(x, kernel, stride, padding, cols, workspace):
     """Fill ``cols`` (:func:`unfold`'s matrix, C-contiguous) one band of output rows at a time; yields
-    ``(i0, i1)`` once the columns of rows i0..i1-1 are filled, so the caller can use them while they
+    each band of :func:`_bands` once its columns are filled, so the caller can use them while they
     are still in the cache.
 
     Each band is one copy from a strided view of every window (no loop over the kernel offsets).
@@ -430,9 +438,10 @@ def _unfold_bands(x, kernel, stride, padding, cols, workspace):
     windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, :sh * OH:sh, :sw * OW:sw]
     windows = windows.transpose(0, 4, 5, 1, 2, 3)                  # (C, KH, KW, OH, OW, N)
     target = cols.reshape(C, kh, kw, OH, OW, N)
-    for i0, i1 in _band_rows(OH, C * kh * kw * OW * N * cols.itemsize):
-        np.copyto(target[:, :, :, i0:i1], windows[:, :, :, i0:i1])
-        yield i0, i1
+    for band in _bands(OH, OW, N, C * kh * kw * cols.itemsize):
+        rows, cols_, _ = band
+        np.copyto(target[:, :, :, rows, cols_], windows[:, :, :, rows, cols_])
+        yield band
 
 
 def fold(cols, x_shape, kernel_size, stride=1, padding=0):
@@ -446,16 +455,18 @@ def fold(cols, x_shape, kernel_size, stride=1, padding=0):
     kernel, stride, (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
     N, C, H, Wd = x_shape
     xp = new_batch_last((N, C, H + 2 * ph, Wd + 2 * pw), cols.dtype, fill=0)
-    return _fold_rows(xp, cols, 0, kernel, stride, OW)[:, :, ph:ph + H, pw:pw + Wd]
+    return _fold_band(xp, cols, (slice(0, OH), slice(0, OW)), kernel, stride)[:, :, ph:ph + H, pw:pw + Wd]
 
 
-def _fold_rows(xp, cols, i0, kernel, stride, OW):
-    """Add ``cols``, the columns of output rows i0, i0 + 1, ... (in :func:`unfold`'s order), back onto
-    their windows of the padded images ``xp`` (N, C, H', W'), in place; returns ``xp``."""
-    (kh, kw), (sh, _) = kernel, stride
+def _fold_band(xp, cols, band, kernel, stride):
+    """Add ``cols``, the columns of the output positions ``band = (rows, cols)`` (slices, in
+    :func:`unfold`'s order), back onto their windows of the padded images ``xp`` (N, C, H', W'), in
+    place; returns ``xp``."""
+    (kh, kw), (sh, sw), (rows, columns) = kernel, stride, band[:2]
     N, C = xp.shape[:2]
-    patches = cols.reshape(C, kh, kw, -1, OW, N).transpose(1, 2, 5, 0, 3, 4)   # (KH, KW, N, C, rows, OW)
-    _add_windows(xp[:, :, i0 * sh:], patches, stride)
+    shape = (C, kh, kw, rows.stop - rows.start, columns.stop - columns.start, N)
+    patches = cols.reshape(shape).transpose(1, 2, 5, 0, 3, 4)     # (KH, KW, N, C, rows, cols)
+    _add_windows(xp[:, :, rows.start * sh:, columns.start * sw:], patches, stride)
     return xp
 
 
@@ -486,8 +497,7 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
         out_m += bias
         return out.transpose(3, 0, 1, 2), cols
     cols = _scratch(workspace, "cols", (C * KH * KW, OH * OW * N), x.dtype)
-    for i0, i1 in _unfold_bands(x, kernel, stride, padding, cols, workspace):
-        band = slice(i0 * OW * N, i1 * OW * N)                     # these rows' columns, just unfolded
+    for _, _, band in _unfold_bands(x, kernel, stride, padding, cols, workspace):
         np.matmul(Wm, cols[:, band], out=out_m[:, band])          # (F, K) @ (K, band), from the cache
         out_m[:, band] += bias
     return out.transpose(3, 0, 1, 2), cols
@@ -521,12 +531,13 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *
     # onto its windows while it is in the cache
     (ph, pw), dtype = padding, np.result_type(W, d)
     dxp = new_batch_last((N, C, H + 2 * ph, Wd + 2 * pw), dtype, fill=0)
-    bands = _band_rows(OH, cols.shape[0] * OW * N * dtype.itemsize)
-    dcols = _scratch(workspace, "dcols", (cols.shape[0], (bands[0][1] - bands[0][0]) * OW * N), dtype)
-    for i0, i1 in bands:
-        band = dcols[:, :(i1 - i0) * OW * N]
-        np.matmul(W.reshape(F, -1).T, d[:, i0 * OW * N:i1 * OW * N], out=band)   # (K, F) @ (F, band)
-        _fold_rows(dxp, band, i0, kernel, stride, OW)
+    bands = _bands(OH, OW, N, cols.shape[0] * dtype.itemsize)
+    widest = max(band.stop - band.start for _, _, band in bands)
+    dcols = _scratch(workspace, "dcols", (cols.shape[0], widest), dtype)
+    for band in bands:
+        dband = dcols[:, :band[2].stop - band[2].start]
+        np.matmul(W.reshape(F, -1).T, d[:, band[2]], out=dband)  # (K, F) @ (F, band)
+        _fold_band(dxp, dband, band, kernel, stride)
     return dxp[:, :, ph:ph + H, pw:pw + Wd], dW, db
 
 
