@@ -405,7 +405,7 @@ def unfold(x, kernel_size, stride=1, padding=0, out=None, *, workspace=None):
     elif out.shape != shape or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous array of shape {shape}, got shape {out.shape}")
     for _ in _unfold_bands(x, (kh, kw), stride, padding, out, workspace):
-        pass
+        pass                                                       # each band is written into out
     return out
 
 
@@ -425,23 +425,30 @@ def _bands(OH: int, OW: int, N: int, window_bytes: int):
 
 
 def _unfold_bands(x, kernel, stride, padding, cols, workspace):
-    """Fill ``cols`` (:func:`unfold`'s matrix, C-contiguous) one band of output rows at a time; yields
-    each band of :func:`_bands` once its columns are filled, so the caller can use them while they
-    are still in the cache.
+    """Unfold x band by band (:func:`_bands`): yields ``(columns, matrix)``, the slice of the band's
+    columns in :func:`unfold`'s matrix and the band's unfolded windows (K, width), once they are
+    filled, so the caller can use them while they are still in the cache. They are written into
+    ``cols`` (the whole matrix, C-contiguous) or, when ``cols`` is None, into one band-sized buffer
+    of ``workspace`` reused from band to band.
 
     Each band is one copy from a strided view of every window (no loop over the kernel offsets).
     """
     (kh, kw), (sh, sw), padding, OH, OW = conv_geometry(x.shape, kernel, stride, padding)
     N, C, _, _ = x.shape
+    K = C * kh * kw
     xp = _padded_batch_last(x, padding, workspace, "x_padded")    # (C, H', W', N)
     # windows[c, p, q, i, j, n] = xp[c, i*sh + p, j*sw + q, n]: a view, nothing is copied yet
     windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, :sh * OH:sh, :sw * OW:sw]
     windows = windows.transpose(0, 4, 5, 1, 2, 3)                  # (C, KH, KW, OH, OW, N)
-    target = cols.reshape(C, kh, kw, OH, OW, N)
-    for band in _bands(OH, OW, N, C * kh * kw * cols.itemsize):
-        rows, cols_, _ = band
-        np.copyto(target[:, :, :, rows, cols_], windows[:, :, :, rows, cols_])
-        yield band
+    whole = None if cols is None else cols.reshape(C, kh, kw, OH, OW, N)
+    for rows, columns, flat in _bands(OH, OW, N, K * xp.itemsize):
+        if whole is None:
+            matrix = _scratch(workspace, "band", (K, flat.stop - flat.start), xp.dtype)
+            target = matrix.reshape(C, kh, kw, rows.stop - rows.start, columns.stop - columns.start, N)
+        else:
+            matrix, target = cols[:, flat], whole[:, :, :, rows, columns]
+        np.copyto(target, windows[:, :, :, rows, columns])
+        yield flat, matrix
 
 
 def fold(cols, x_shape, kernel_size, stride=1, padding=0):
@@ -470,7 +477,7 @@ def _fold_band(xp, cols, band, kernel, stride):
     return xp
 
 
-def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
+def conv2d(x, W, b, stride=1, padding=0, *, workspace=None, keep_cols=True):
     """Vectorised :func:`conv2d_naive`. Returns ``(out, cols)``; keep ``cols`` for the backward pass.
 
     x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW), a new array stored batch-last.
@@ -479,7 +486,10 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
     batch-last. ``workspace`` (a :class:`Workspace`) holds the scratch arrays, reused from call to
     call (``cols`` is one of them: the next call overwrites it).
 
-    The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, OH*OW*N), plus the bias.
+    The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, OH*OW*N), plus the bias,
+    computed band by band of output rows as the windows are unfolded (:data:`BAND_BYTES`). With
+    ``keep_cols=False`` (inference: no backward pass follows) the bands share one small buffer and
+    ``cols`` is ``None``: the whole matrix (78 MB for C1 at batch 1000) is never written.
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
@@ -495,10 +505,10 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
         cols = _padded_batch_last(x, padding, workspace, "cols").reshape(C * KH * KW, N)
         np.matmul(Wm, cols, out=out_m)
         out_m += bias
-        return out.transpose(3, 0, 1, 2), cols
-    cols = _scratch(workspace, "cols", (C * KH * KW, OH * OW * N), x.dtype)
-    for _, _, band in _unfold_bands(x, kernel, stride, padding, cols, workspace):
-        np.matmul(Wm, cols[:, band], out=out_m[:, band])          # (F, K) @ (K, band), from the cache
+        return out.transpose(3, 0, 1, 2), cols if keep_cols else None
+    cols = _scratch(workspace, "cols", (C * KH * KW, OH * OW * N), x.dtype) if keep_cols else None
+    for band, matrix in _unfold_bands(x, kernel, stride, padding, cols, workspace):
+        np.matmul(Wm, matrix, out=out_m[:, band])                 # (F, K) @ (K, band), from the cache
         out_m[:, band] += bias
     return out.transpose(3, 0, 1, 2), cols
 
