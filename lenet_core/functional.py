@@ -289,9 +289,12 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 # - ``unfold`` puts the windows in the columns of ONE matrix for the whole batch, (C*KH*KW, OH*OW*N),
 #   so a layer is a few large matrix products (OpenBLAS is at its best on large products, not on N
 #   small ones), copied from a strided view of every window in one call.
-# - That matrix is large (20 MB for C1 at batch 256), larger than a core's cache; so the convolution
-#   unfolds it band by band of output rows (:data:`BAND_BYTES`) and multiplies each band as soon as
-#   it is written, while it is still in the cache, instead of writing all of it and reading it back.
+# - When that matrix is larger than :data:`BAND_BYTES` (C1's is 78 MB at batch 1000), the convolution
+#   unfolds it band by band of output rows and multiplies each band as soon as it is written, while it
+#   is still in the cache; under :func:`lenet_core.layers.no_grad` (prediction) the bands share one
+#   buffer, so the whole matrix is never written. Bands are few on purpose: every matrix product is a
+#   point where OpenBLAS's threads wait for each other, and on the shared 2-core machine, with another
+#   process on the second core, many small products are far slower than one large one.
 # - The input gradient is the product ``W.reshape(F, -1).T @ dout`` (the column gradients) folded back
 #   onto the windows, band by band too: 25 slice additions per band for a 5x5 kernel, each over long
 #   contiguous rows.
@@ -299,9 +302,9 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 #   are returned to the caller are always new.
 # ----------------------------------------------------------------------------------------------
 
-#: bytes of unfolded windows the fast convolution handles at a time (a band of output rows): small
-#: enough to stay in one core's cache between the unfold and the matrix product that reads them
-BAND_BYTES = 1 << 20
+#: bytes of unfolded windows the fast convolution handles at a time (a band of output rows): LeNet's
+#: layers at batch 256 fit in one band (C1's matrix is 20 MB), batch 1000 takes two or three
+BAND_BYTES = 32 << 20
 
 
 class Workspace:
