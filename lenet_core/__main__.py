@@ -35,7 +35,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .data import VALIDATION_SIZE, MNISTError
+from .data import ENV_VAR, VALIDATION_SIZE, MNISTError
 from .optim import OPTIMIZERS, SCHEDULES
 from .train import DEFAULT_RECIPE
 
@@ -471,7 +471,8 @@ def _load(read):
 
 def _resume_command(args, out=None) -> str:
     """The exact command (quoted for a POSIX shell) that continues this run from its checkpoint: every
-    option the checkpoint does not store is carried over."""
+    option the checkpoint does not store is carried over, and ``$LENET_MNIST_DIR`` when the run found
+    MNIST through it (no ``--data``), as an assignment before the command."""
     python = shutil.which("python")
     python = "python" if python and os.path.realpath(python) == os.path.realpath(sys.executable) else sys.executable
     words = [python, "-m", "lenet_core", "train", "--resume", args.checkpoint, "--out", out or args.out]
@@ -482,7 +483,11 @@ def _resume_command(args, out=None) -> str:
         if value is not None:
             words += [option, value]
     words += [flag for flag, on in (("--quiet", args.quiet), ("--debug", args.debug)) if on]
-    return " ".join(_shell_word(str(word)) for word in words)
+    command = " ".join(_shell_word(str(word)) for word in words)
+    folder = os.environ.get(ENV_VAR)
+    if args.data is None and folder:
+        command = f"{ENV_VAR}={_shell_word(folder)} {command}"
+    return command
 
 
 def _shell_word(word: str) -> str:

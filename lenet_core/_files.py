@@ -2,7 +2,8 @@
 or corrupt file behind.
 
 Reading: :func:`open_regular` opens only regular files (a FIFO, a device, a socket or a directory is
-refused at once, without blocking); :func:`npz_headers` bounds a ``.npz`` archive by its size on disk,
+refused at once, without blocking); :func:`read_json` reads a JSON file through it, bounded in size
+and nesting; :func:`npz_headers` bounds a ``.npz`` archive by its size on disk,
 its number of entries and the total of its entries' declared sizes before anything is decompressed.
 Writing: :func:`atomic_write` writes a temporary file, ``fsync``\\ s it, renames it into place and
 ``fsync``\\ s the folder, so a crash or a full disk leaves either the old file or the new one.
@@ -11,6 +12,7 @@ Writing: :func:`atomic_write` writes a temporary file, ``fsync``\\ s it, renames
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import tempfile
@@ -19,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["open_regular", "file_kind", "atomic_write", "fsync_folder", "npz_headers", "check_npz_array",
-           "read_npz", "MAX_ARRAY_BYTES", "MAX_NPZ_BYTES", "MAX_NPZ_ENTRIES"]
+__all__ = ["open_regular", "file_kind", "atomic_write", "fsync_folder", "parse_json", "read_json", "npz_headers",
+           "check_npz_array", "read_npz", "MAX_ARRAY_BYTES", "MAX_NPZ_BYTES", "MAX_NPZ_ENTRIES", "MAX_JSON_BYTES"]
 
 
 def file_kind(mode: int) -> str:
@@ -59,6 +61,38 @@ def open_regular(path, max_bytes: int | None = None):
     except BaseException:
         os.close(fd)
         raise
+
+
+#: the largest JSON file we read (a training history, a result record): a history of 1,000 epochs is
+#: about 150 KB
+MAX_JSON_BYTES = 16 << 20
+
+
+def parse_json(data: bytes, parse_constant=None):
+    """``json.loads`` of UTF-8 ``data``; every failure (not UTF-8, not JSON, nested too deeply for the
+    parser) is a ``ValueError`` with a short reason, never a traceback of another kind. ``parse_constant``
+    as in :func:`json.loads` (called for ``NaN``, ``Infinity``, ``-Infinity``)."""
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=parse_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"not UTF-8 text (byte {e.start})") from None
+
+
+def read_json(path, max_bytes: int = MAX_JSON_BYTES, parse_constant=None):
+    """The JSON value in the file ``path``, read through :func:`open_regular` (a regular file of at most
+    ``max_bytes``). ``ValueError`` naming the file when it is not a regular file, too large or not
+    readable JSON (:func:`parse_json`); ``FileNotFoundError`` naming it when it is missing."""
+    try:
+        with open_regular(path, max_bytes) as f:
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"{path} does not exist", str(path)) from None
+    try:
+        return parse_json(data, parse_constant)
+    except ValueError as e:
+        raise ValueError(f"{path}: not readable JSON ({e})") from None
 
 
 def fsync_folder(folder) -> None:

@@ -8,8 +8,9 @@ A checkpoint is one ``.npz`` file (never pickle), written atomically and durably
   the PyTorch twin's ``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``), each of its parameter's shape;
 - ``meta``: UTF-8 JSON as a uint8 array: the format tag, the number of finished epochs, the optimizer's
   learning rate and step count (and any other settings it reports), the scheduler's state, the random
-  generator's state (batch order and augmentation), the :class:`~lenet_core.train.History` so far and
-  the run's arguments.
+  generator's state (batch order and augmentation), the :class:`~lenet_core.train.History` so far, the
+  loss the run started from (``start_loss``: divergence is measured against it, so a resumed run stops
+  where the whole run would) and the run's arguments.
 
 Restoring all of it into a fresh model, optimizer, scheduler and generator and calling
 :func:`lenet_core.train.fit` with the restored history continues the run with bit-identical results::
@@ -33,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write, check_npz_array, npz_headers, read_npz
+from ._files import atomic_write, check_npz_array, npz_headers, parse_json, read_npz
+from .train import History, finite_number
 
 __all__ = ["FORMAT", "Checkpoint", "save_checkpoint", "load_checkpoint", "MAX_META_BYTES"]
 
@@ -61,7 +63,7 @@ def save_checkpoint(path, *, model, optimizer, scheduler, rng: np.random.Generat
             "optimizer": {k: v for k, v in opt.items() if k != "state"},
             "scheduler": _state(scheduler),
             "rng": rng.bit_generator.state, "history": {k: list(v) for k, v in history.items()},
-            "args": args}
+            "start_loss": history.start_loss, "args": args}
     arrays["meta"] = np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
     return atomic_write(path, ".npz", lambda f: np.savez(f, **arrays))
 
@@ -78,6 +80,7 @@ class Checkpoint:
     scheduler: dict | None
     rng: dict
     history: dict
+    start_loss: float
 
     def restore(self, model, optimizer, scheduler, rng: np.random.Generator):
         """Load every state into ``model``, ``optimizer``, ``scheduler`` (lenet_core's) and ``rng`` (in
@@ -101,15 +104,12 @@ class Checkpoint:
 
     def restore_rng(self, rng: np.random.Generator):
         """Set ``rng`` to the saved state; return the :class:`~lenet_core.train.History` to continue."""
-        from .train import History
-
         try:
             rng.bit_generator.state = self.rng
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"{self.path}: random generator state does not fit ({e})") from None
-        history = History()
-        for key in History.KEYS:
-            history[key].extend(self.history[key])
+        history = History.from_dict(self.history, self.path)
+        history.start_loss = self.start_loss
         return history
 
 
@@ -127,8 +127,7 @@ def _is_int(value, low=0, high=None) -> bool:
 
 
 def _is_number(value, positive=False) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and (value > 0 if positive else True))
+    return finite_number(value) and (value > 0 if positive else True)
 
 
 def _check_rng(path, state) -> None:
@@ -140,18 +139,12 @@ def _check_rng(path, state) -> None:
 
 
 def _check_history(path, history, epochs) -> None:
-    from .train import History
-
-    if not isinstance(history, dict) or any(not isinstance(history.get(k), list) for k in History.KEYS):
-        _fail(path, f"the history does not have the lists {list(History.KEYS)}")
-    if {len(history[k]) for k in History.KEYS} != {epochs}:
+    if (isinstance(history, dict) and all(isinstance(history.get(k), list) for k in History.KEYS)
+            and {len(history[k]) for k in History.KEYS} != {epochs}):
         _fail(path, f"the history does not match the checkpoint's {epochs} epochs")
+    History.from_dict(history, path)                      # lists of one length, numbers where numbers go
     if history["epoch"] != list(range(1, epochs + 1)):
-        _fail(path, "the history's epochs are not 1, 2, ...")
-    for key in History.KEYS[1:]:
-        optional = key.startswith("val_")
-        if not all((optional and v is None) or _is_number(v) for v in history[key]):
-            _fail(path, f"the history's {key!r} holds something other than finite numbers")
+        _fail(path, f"the history's epochs are not 1, 2, ..., {epochs} (the checkpoint's epochs)")
 
 
 def load_checkpoint(path, model=None) -> Checkpoint:
@@ -196,10 +189,9 @@ def load_checkpoint(path, model=None) -> Checkpoint:
         if name != "meta" and not np.all(np.isfinite(value)):
             _fail(path, f"{name!r} contains NaN or infinite values")
     try:
-        meta = json.loads(arrays.pop("meta").tobytes().decode(), parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        text = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-        raise ValueError(f"{path}: unreadable checkpoint metadata ({text})") from None
+        meta = parse_json(arrays.pop("meta").tobytes(), parse_constant=_no_constant)
+    except ValueError as e:
+        raise ValueError(f"{path}: unreadable checkpoint metadata ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         tag = meta.get("format") if isinstance(meta, dict) else None
         raise ValueError(f"{path} is not a lenet_core checkpoint (format {str(tag)[:40]!r}, expected {FORMAT!r})")
@@ -208,6 +200,9 @@ def load_checkpoint(path, model=None) -> Checkpoint:
         _fail(path, f"the number of finished epochs is {str(epoch)[:40]}, not a positive integer")
     _check_history(path, meta.get("history"), epoch)
     _check_rng(path, meta.get("rng"))
+    if not _is_number(meta.get("start_loss"), positive=True):
+        _fail(path, f"the starting loss divergence is measured against is {str(meta.get('start_loss'))[:40]}, "
+                    f"not a finite number > 0")
     opt = meta.get("optimizer")
     if not (isinstance(opt, dict) and _is_number(opt.get("lr")) and opt["lr"] >= 0
             and _is_int(opt.get("steps"), 0, 2 ** 53)):
@@ -224,4 +219,4 @@ def load_checkpoint(path, model=None) -> Checkpoint:
             param, key = name[len("optimizer/"):].rsplit("/", 1)
             buffers.setdefault(param, {})[key] = value
     return Checkpoint(path, epoch, dict(meta["args"]), model_state, {**opt, "state": buffers}, scheduler,
-                      meta["rng"], meta["history"])
+                      meta["rng"], meta["history"], meta["start_loss"])

@@ -16,7 +16,7 @@ import numpy as np
 from .layers import input_grad
 from .losses import SoftmaxCrossEntropy
 
-__all__ = ["numerical_gradient", "gauss_newton_diagonal", "relative_error", "projected", "projected_gradient_check",
+__all__ = ["numerical_gradient", "numerical_gauss_newton", "relative_error", "projected", "projected_gradient_check",
            "GradCheckResult", "check_layer", "check_model", "check_gauss_newton", "lenet_with_planted_bug"]
 
 
@@ -53,14 +53,18 @@ def numerical_gradient(f, x: np.ndarray, h: float = 1e-5, indices=None) -> np.nd
     return grad
 
 
-def gauss_newton_diagonal(features, x: np.ndarray, *, outer: float = 2.0, h: float = 1e-5,
-                          indices=None) -> np.ndarray:
-    """The Gauss-Newton diagonal of a loss whose Hessian with respect to ``features()`` is
-    ``outer * I``, by central differences: ``outer * mean_n sum_j (d features[n, j] / d x_i)^2``.
+def numerical_gauss_newton(features, x: np.ndarray, *, outer: float = 2.0, h: float = 1e-5,
+                           indices=None) -> np.ndarray:
+    """The numerical reference for a Gauss-Newton diagonal, as :func:`numerical_gradient` is for a
+    gradient: ``outer * mean_n sum_j (d features[n, j] / d x_i)^2`` by central differences, the
+    diagonal of a loss whose Hessian with respect to ``features()`` is ``outer * I``.
 
     ``features()`` returns an (N, D) array and reads ``x`` (float64, perturbed in place and
-    restored); entries not in ``indices`` are left at 0. Chapter 11 compares it with the
-    squared-weights backward pass of SDLM (:func:`lenet_core.lenet1998.estimate_curvature`).
+    restored); entries not in ``indices`` are left at 0. :func:`check_gauss_newton` checks a layer's
+    ``gauss_newton`` against it; chapter 11 compares it with the squared-weights backward pass of
+    SDLM (:func:`lenet_core.lenet1998.estimate_curvature`) on a whole network.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
     diag = np.zeros_like(x)
     diag_flat = diag.reshape(-1)
@@ -70,16 +74,29 @@ def gauss_newton_diagonal(features, x: np.ndarray, *, outer: float = 2.0, h: flo
     return diag
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """``max|a - n| / max(max|a|, max|n|)``; 0 when both are exactly zero.
+def relative_error(analytic: np.ndarray, numeric: np.ndarray, *, norm: str = "max",
+                   per_sample: bool = False) -> float:
+    """``max|a - n| / max(||a||, ||n||)``; 0 when both are exactly zero.
+
+    ``||.||`` is the largest magnitude (``norm="max"``: a gradient against its reference, chapter 4;
+    two engines' results, chapter 8) or the sum of magnitudes (``norm="l1"``: the size of an
+    attribution map, chapter 10). ``per_sample=True`` measures each entry of axis 0 on its own scale
+    and returns the worst.
 
     Explained in chapter 4 (book/ch04_backprop.ipynb).
     """
     analytic, numeric = np.asarray(analytic), np.asarray(numeric)
     if analytic.shape != numeric.shape:
         raise ValueError(f"shapes differ: {analytic.shape} vs {numeric.shape}")
-    scale = max(np.abs(analytic).max(initial=0), np.abs(numeric).max(initial=0))
-    return 0.0 if scale == 0 else float(np.abs(analytic - numeric).max() / scale)
+    if norm not in ("max", "l1"):
+        raise ValueError(f"norm must be 'max' or 'l1', got {norm!r}")
+    rows = len(analytic) if per_sample and analytic.ndim else 1
+    analytic, numeric = analytic.reshape(rows, -1), numeric.reshape(rows, -1)
+    size = np.sum if norm == "l1" else np.max
+    scale = np.maximum(size(np.abs(analytic), axis=1, initial=0), size(np.abs(numeric), axis=1, initial=0))
+    diff = np.abs(analytic - numeric).max(axis=1, initial=0)
+    return float(np.max(np.divide(diff, scale, out=np.zeros_like(diff, dtype=np.float64), where=scale != 0),
+                        initial=0))
 
 
 def projected(forward, R: np.ndarray):
@@ -237,28 +254,30 @@ def lenet_with_planted_bug(seed: int = 0):
     return Sequential(*[(name, _Tanh() if name == "C3_tanh" else part) for name, part in model.layers.items()])
 
 
-def check_gauss_newton(layer, x, *, seed=0) -> GradCheckResult:
-    """Check a layer's ``gauss_newton`` against its Jacobian, in float64 (chapter 11).
+def check_gauss_newton(layer, x, *, h=1e-5, seed=0) -> GradCheckResult:
+    """Check a layer's ``gauss_newton`` against :func:`numerical_gauss_newton`, in float64, as
+    :func:`check_layer` checks ``backward`` against :func:`numerical_gradient` (chapter 11).
 
-    For a diagonal ``D = d2E/dy^2`` (random, positive) the Gauss-Newton diagonal is
-    ``d2x_j = sum_i D_i (dy_i/dx_j)^2`` and ``h_k = sum_i D_i (dy_i/dw_k)^2``; the Jacobian's rows
-    come from one ``backward`` per output element, so keep ``x`` small. Exact for a single layer
-    (for a stack of layers the recursion drops the cross terms). Returns the max relative error of
-    ``"x"`` and of each parameter, as :func:`check_layer` does.
+    For a random positive diagonal ``D = d2E/dy^2`` the Gauss-Newton diagonal of one layer is
+    ``d2x_j = sum_i D_i (dy_i/dx_j)^2`` and ``h_k = sum_i D_i (dy_i/dw_k)^2``, sums over every
+    output element of the batch: the numerical diagonal of the features ``sqrt(D) * y`` with
+    ``outer = N``. Exact for a single layer (for a stack of layers the recursion drops the cross
+    terms). Works on a float64 copy; returns the max relative error of ``"x"`` and of each parameter.
+
+    Explained in chapter 11 (book/ch11_lenet1998.ipynb).
     """
     layer = _float64_copy(layer)
     x = np.array(x, dtype=np.float64)
     out = layer.forward(x)
     d2out = np.random.default_rng(seed).uniform(0.5, 1.5, out.shape)
     with input_grad(layer):
-        d2x, h = layer.gauss_newton(d2out)
-        expected = {"x": np.zeros_like(x), **{k: np.zeros_like(p) for k, p in layer.params.items()}}
-        unit = np.zeros(out.shape)      # C order: reshape(-1) below must be a view, whatever out's layout
-        for i in range(out.size):
-            unit.reshape(-1)[i] = 1
-            rows = {"x": np.array(layer.backward(unit)), **layer.grads}         # a copy: not a view of unit
-            unit.reshape(-1)[i] = 0
-            for name, row in rows.items():
-                expected[name] += d2out.reshape(-1)[i] * row * row
-    analytic = {"x": d2x, **h}
-    return GradCheckResult({name: relative_error(analytic[name], value) for name, value in expected.items()})
+        d2x, curvature = layer.gauss_newton(d2out)
+    analytic = {"x": d2x, **curvature}
+    weight = np.sqrt(d2out).reshape(len(x), -1)
+
+    def features():
+        return layer.forward(x).reshape(len(x), -1) * weight
+
+    return GradCheckResult({name: relative_error(analytic[name],
+                                                 numerical_gauss_newton(features, tensor, outer=len(x), h=h))
+                            for name, tensor in [("x", x), *layer.params.items()]})

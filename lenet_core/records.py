@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ._files import atomic_write
+from ._files import atomic_write, read_json
 
 __all__ = ["write_record", "read_record", "record_value", "record_figure", "glue_all", "machine_info",
            "git_commit", "RecordError", "RECORDS_DIR"]
@@ -100,8 +100,7 @@ def read_record(path) -> dict:
     path = Path(path)
     if not path.is_absolute() and not path.exists():
         path = RECORDS_DIR / path
-    with open(path) as f:
-        record = json.load(f)
+    record = read_json(path)
     if not isinstance(record, dict) or "results" not in record:
         raise ValueError(f"{path} is not a result record: no 'results'")
     return record
@@ -129,8 +128,7 @@ def record_value(path, key: str):
     (the book's ``{record}`` role), never by calling this in a chapter.
     """
     path = record_path(path)
-    with open(path) as f:
-        value = json.load(f)
+    value = read_json(path)
     walked = []
     for part in key.split("."):
         walked.append(part)
@@ -163,8 +161,7 @@ def record_figure(text: str) -> str:
     file, key = parts[0], " ".join(parts[1:])          # a key may hold spaces ("Integrated Gradients")
     path = record_path(file)
     try:
-        with open(path) as f:
-            whole = json.load(f)
+        whole = read_json(path)
     except OSError as exc:
         raise RecordError(f"{file}: cannot read {path} ({exc.strerror or exc})") from None
     except ValueError as exc:

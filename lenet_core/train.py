@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import atomic_write, read_json
 from .data import batches, gather, random_shift
 from .layers import input_grad, no_grad
 from .losses import SoftmaxCrossEntropy, softmax
@@ -75,6 +75,9 @@ class History(dict):
 
     def __init__(self):
         super().__init__({k: [] for k in self.KEYS})
+        #: the loss divergence is measured against: the run's first batch's loss (at least log(classes)),
+        #: set by :func:`train_loop`; a checkpoint stores it, so a resumed run measures as the whole run would
+        self.start_loss = None
 
     def row(self, i: int) -> str:
         val = (f"  val loss {self['val_loss'][i]:.4f}  val acc {self['val_acc'][i]:.2%}"
@@ -93,21 +96,39 @@ class History(dict):
         return atomic_write(path, ".json", write, mode="w")
 
     @classmethod
-    def load(cls, path) -> "History":
-        """Read a history written by :meth:`save`; a file without every key, or with lists of
-        different lengths, raises ``ValueError`` naming the file."""
-        with open(path) as f:
-            data = json.load(f)
-        missing = [k for k in cls.KEYS if k not in data] if isinstance(data, dict) else list(cls.KEYS)
-        if missing:
-            raise ValueError(f"{path} is not a training history: missing {missing}")
+    def from_dict(cls, data, where) -> "History":
+        """A history from the lists of a parsed JSON object, checked: a ``ValueError`` starting with
+        ``where`` (a file's name) unless every key holds a list, all of one length, of integer epochs and
+        finite numbers (``None`` allowed in ``val_*``, for epochs without a validation set)."""
+        if not isinstance(data, dict) or any(not isinstance(data.get(k), list) for k in cls.KEYS):
+            missing = [k for k in cls.KEYS if not isinstance(data, dict) or k not in data]
+            raise ValueError(f"{where} is not a training history: "
+                             + (f"missing {missing}" if missing else f"not every one of {list(cls.KEYS)} is a list"))
         lengths = {k: len(data[k]) for k in cls.KEYS}
         if len(set(lengths.values())) != 1:
-            raise ValueError(f"{path}: per-epoch lists of different lengths {lengths}")
+            raise ValueError(f"{where}: per-epoch lists of different lengths {lengths}")
+        if not all(isinstance(e, int) and not isinstance(e, bool) for e in data["epoch"]):
+            raise ValueError(f"{where}: the history's 'epoch' holds something other than integers")
+        for key in cls.KEYS[1:]:
+            optional = key.startswith("val_")
+            if not all((optional and v is None) or finite_number(v) for v in data[key]):
+                raise ValueError(f"{where}: the history's {key!r} holds something other than finite numbers")
         history = cls()
         for k in cls.KEYS:
             history[k].extend(data[k])
         return history
+
+    @classmethod
+    def load(cls, path) -> "History":
+        """Read a history written by :meth:`save`, through the bounded JSON reader (a regular file of at
+        most ``lenet_core._files.MAX_JSON_BYTES``); a file that is not one, or not a history
+        (:meth:`from_dict`), raises ``ValueError`` naming it."""
+        return cls.from_dict(read_json(path), path)
+
+
+def finite_number(value) -> bool:
+    """A real number that is finite (``bool`` is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_data(x, y, what: str) -> None:
@@ -147,7 +168,7 @@ def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, op
     rng = np.random.default_rng(seed)                  # a Generator is used as is
     history = History() if history is None else history
     done = len(history["epoch"])
-    reference = None                                     # the starting loss, for divergence
+    reference = history.start_loss                      # the run's starting loss, for divergence
     steps = math.ceil(len(x) / batch_size)
     for epoch in range(done + 1, epochs + 1):
         if on_epoch_start is not None:
@@ -166,6 +187,7 @@ def train_loop(forward, update, x, y, *, epochs: int, batch_size: int, dtype, op
             loss, right, classes = forward(xb, y[idx])
             if reference is None:
                 reference = max(loss, math.log(classes)) if math.isfinite(loss) else math.inf
+                history.start_loss = reference
             diverged = _divergence(loss, reference, epoch, step, optimizer_settings)
             if diverged is not None:
                 raise diverged

@@ -17,6 +17,7 @@ from lenet_core.attribution import (METHODS, gaussian_blur, integrated_gradients
                                     model_output, output_gradient, quadrature,
                                     torch_forward)
 from lenet_core.data import MNIST_MEAN, MNIST_STD, prepare  # noqa: E402
+from lenet_core.gradcheck import relative_error  # noqa: E402
 from lenet_core.twin import to_torch  # noqa: E402
 
 from conftest import REPO  # noqa: E402
@@ -45,10 +46,6 @@ def captum_ig(module, x, target, baseline, steps, method, output="logit"):
                                target=torch.as_tensor(target), n_steps=steps, method=method,
                                return_convergence_delta=True)
     return attr.detach().numpy(), delta.detach().numpy()
-
-
-def rel_err(ours, theirs) -> float:
-    return float(np.abs(ours - theirs).max() / np.abs(theirs).max())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -90,7 +87,7 @@ def test_scratch_ig_matches_captum(trained, digits, mnist, method, kind, output)
     baseline = make_baseline(kind, x, images=mnist.x_train[:5000], seed=3)
     ours, delta = integrated_gradients(trained, x, y, baseline, steps=50, method=method, output=output)
     theirs, captum_delta = captum_ig(to_torch(trained), x, y, baseline, 50, method, output)
-    err = rel_err(ours, theirs)
+    err = relative_error(ours, theirs)
     print(f"{method} {kind} {output}: max |scratch - captum| / max |captum| = {err:.1e}")
     assert ours.shape == x.shape and delta.shape == (6,)
     assert err < 1e-6, err
@@ -105,7 +102,7 @@ def test_single_image_matches_captum(trained, digits):
     theirs, captum_delta = captum_ig(to_torch(trained), x[None], label, make_baseline("black", x[None]),
                                      32, "gausslegendre")
     assert ours.shape == (1, 32, 32) and isinstance(delta, float)
-    assert rel_err(ours, theirs[0]) < 1e-6
+    assert relative_error(ours, theirs[0]) < 1e-6
     assert abs(delta - captum_delta[0]) < 1e-9
 
 
@@ -127,7 +124,7 @@ def test_output_gradient_is_the_twins(trained, digits):
         out = torch_forward(module, output)(xt)[torch.arange(4), torch.from_numpy(y)]
         out.sum().backward()
         assert np.allclose(f, out.detach().numpy(), rtol=1e-12, atol=0)
-        assert rel_err(g, xt.grad.numpy()) < 1e-10
+        assert relative_error(g, xt.grad.numpy()) < 1e-10
 
 
 # ----------------------------------------------------------------------------------------------

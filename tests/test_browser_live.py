@@ -468,14 +468,15 @@ def test_kernel_explorer_edits_change_the_feature_map(open_page, site, mnist):
     cell.blur()
     assert cell.input_value() == "0"
 
-    from lenet_core import functional as Fn
+    from lenet_core import functional
     selects = root.locator("select")
     for pad, stride in (("0", "1"), ("2", "2"), ("1", "3"), ("same", "2")):      # padding and stride
         selects.nth(3).select_option(pad)
         selects.nth(4).select_option(stride)
         got = np.array(page.evaluate("() => Array.from(LiveExplorers.kernel[0].response)"))
         p = 2 if pad == "same" else int(pad)
-        want, _ = Fn.conv2d(digit[None, None], gauss_kernel[None, None], np.zeros(1), stride=int(stride), padding=p)
+        want, _ = functional.conv2d(digit[None, None], gauss_kernel[None, None], np.zeros(1), stride=int(stride),
+                                    padding=p)
         np.testing.assert_allclose(got, want.ravel(), atol=1e-12, err_msg=f"padding {pad}, stride {stride}")
         assert page.evaluate("LiveExplorers.kernel[0].size") == want.shape[-1]
     root.screenshot(path=str(SHOTS / "ch02-kernel-4-padding-stride.png"))
@@ -486,7 +487,7 @@ def test_kernel_explorer_edits_change_the_feature_map(open_page, site, mnist):
         learned = archive["C1.W"][0, 0].astype(np.float64)
     np.testing.assert_array_equal(np.array(page.evaluate("LiveExplorers.kernel[0].kernel")).reshape(5, 5), learned)
     got = np.array(page.evaluate("() => Array.from(LiveExplorers.kernel[0].response)"))
-    want, _ = Fn.conv2d(digit[None, None], learned[None, None], np.zeros(1), stride=2, padding=2)
+    want, _ = functional.conv2d(digit[None, None], learned[None, None], np.zeros(1), stride=2, padding=2)
     np.testing.assert_allclose(got, want.ravel(), atol=1e-12)
     assert root.locator("option[value='learned 5']").count() == 1
     root.screenshot(path=str(SHOTS / "ch02-kernel-5-learned-c1.png"))
@@ -494,7 +495,7 @@ def test_kernel_explorer_edits_change_the_feature_map(open_page, site, mnist):
 
 
 def test_pool_explorer_forward_and_backward(open_page, site, mnist):
-    from lenet_core import functional as Fn
+    from lenet_core import functional
 
     live = open_page(f"{site}/book/ch03_pooling.html")
     page = live.page
@@ -509,8 +510,8 @@ def test_pool_explorer_forward_and_backward(open_page, site, mnist):
         selects.nth(2).select_option(mode)
         selects.nth(3).select_option("all")
         got = page.evaluate("() => ({out: Array.from(LiveExplorers.pool[0].out), dx: Array.from(LiveExplorers.pool[0].dx)})")
-        out, cache = Fn.pool2d(x, k, s, mode)
-        dx = Fn.pool2d_backward(np.ones_like(out), cache, x.shape, k, s, mode)
+        out, cache = functional.pool2d(x, k, s, mode)
+        dx = functional.pool2d_backward(np.ones_like(out), cache, x.shape, k, s, mode)
         np.testing.assert_allclose(np.array(got["out"]), out.ravel(), atol=1e-12, err_msg=f"forward k={k} s={s} {mode}")
         np.testing.assert_allclose(np.array(got["dx"]), dx.ravel(), atol=1e-12, err_msg=f"backward k={k} s={s} {mode}")
     root.screenshot(path=str(SHOTS / "ch03-pool-2-max-2-3.png"))
@@ -520,10 +521,10 @@ def test_pool_explorer_forward_and_backward(open_page, site, mnist):
     one = np.array(page.evaluate("() => Array.from(LiveExplorers.pool[0].dx)"))
     cell = page.evaluate("() => LiveExplorers.pool[0].cell")
     assert one.sum() == 1 and f"at output ({cell['i']}, {cell['j']})" in root.inner_text()
-    out, cache = Fn.pool2d(x, 2, 3, "max")
+    out, cache = functional.pool2d(x, 2, 3, "max")
     dout = np.zeros_like(out)
     dout[0, 0, cell["i"], cell["j"]] = 1
-    np.testing.assert_allclose(one, Fn.pool2d_backward(dout, cache, x.shape, 2, 3, "max").ravel(), atol=1e-12)
+    np.testing.assert_allclose(one, functional.pool2d_backward(dout, cache, x.shape, 2, 3, "max").ravel(), atol=1e-12)
     root.screenshot(path=str(SHOTS / "ch03-pool-3-one-cell.png"))
     live.check_clean("chapter 3's pooling explorer")
 

@@ -8,7 +8,7 @@ from lenet_core import LeNet5
 from lenet_core.checkpoint import load_checkpoint, save_checkpoint
 from lenet_core.data import prepare
 from lenet_core.optim import make_optimizer, make_scheduler
-from lenet_core.train import fit
+from lenet_core.train import DivergenceError, History, fit, train_loop
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,39 @@ def test_checkpoint_refuses_other_files(tiny, tmp_path):
         ckpt_loaded = load_checkpoint(ckpt)
         ckpt_loaded.optimizer["state"]["C1.W"]["velocity"] = np.zeros(3)
         ckpt_loaded.restore(other, bigger, None, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("last_loss,diverges", [(8.0, False), (40.0, True)])
+def test_a_resumed_run_measures_divergence_from_the_original_start(tmp_path, last_loss, diverges):
+    """Divergence is a batch's loss over 10x the run's first: the checkpoint keeps that first loss, so a
+    run resumed after epoch 1 stops (or goes on) exactly where the uninterrupted run does, even when its
+    own first batch has a much smaller loss (0.7 with 2 classes, above log 2: 10x that is below 8.0)."""
+    script = [3.0, 3.0, 0.7, last_loss]                   # two batches per epoch, two epochs
+    x, y = np.zeros((4, 1, 32, 32), np.float32), np.zeros(4, dtype=np.int64)
+    model = LeNet5(seed=0)
+    optimizer = make_optimizer("sgd", model.parameters(), 0.1)
+
+    def loop(losses, epochs, history=None, rng=None, on_epoch_end=None):
+        losses = iter(losses)
+        return train_loop(lambda xb, yb: (next(losses), 0, 2), lambda: None, x, y, epochs=epochs, batch_size=2,
+                          dtype=np.float32, optimizer_settings=lambda: (0.1, 0.0, False), seed=rng, quiet=True,
+                          history=history, on_epoch_end=on_epoch_end)
+
+    def outcome(run):
+        try:
+            return run()["loss"]
+        except DivergenceError as e:
+            return str(e)
+
+    whole = outcome(lambda: loop(script, 2))
+    rng, path = np.random.default_rng(0), tmp_path / "run.ckpt.npz"
+    first = loop(script[:2], 1, rng=rng, on_epoch_end=lambda epoch, hist: save_checkpoint(
+        path, model=model, optimizer=optimizer, scheduler=None, rng=rng, history=hist, args={}))
+    assert first.start_loss == 3.0
+    ckpt = load_checkpoint(path)
+    assert ckpt.start_loss == 3.0
+    history = ckpt.restore_rng(np.random.default_rng(1))
+    assert isinstance(history, History) and history.start_loss == 3.0
+    resumed = outcome(lambda: loop(script[2:], 2, history=history, rng=np.random.default_rng(0)))
+    assert resumed == whole
+    assert (isinstance(whole, str) and "epoch 2, batch 2" in whole and "starting value 3" in whole) == diverges

@@ -206,3 +206,13 @@ def test_batches_cover_everything_and_are_seeded():
     assert sorted(np.concatenate(first).tolist()) == list(range(10))
     assert all(np.array_equal(a, b) for a, b in zip(first, data.batches(10, 3, rng=5)))
     assert not all(np.array_equal(a, b) for a, b in zip(first, data.batches(10, 3, rng=6)))
+
+
+def test_random_shift_moves_each_image_within_bounds():
+    rng = np.random.default_rng(0)
+    x = np.zeros((50, 1, 32, 32), dtype=np.float32)
+    x[:, 0, 16, 16] = 1.0
+    shifted = data.random_shift(x, 2, rng)
+    positions = np.argwhere(shifted[:, 0] == 1.0)
+    assert len(positions) == 50 and np.all(np.abs(positions[:, 1:] - 16) <= 2)
+    assert len({tuple(p) for p in positions[:, 1:]}) > 5

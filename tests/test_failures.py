@@ -390,8 +390,11 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, mnist_root, monkeypatch
     ckpt = tmp_path / "w.ckpt.npz"
     assert load_checkpoint(ckpt).epoch == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert re.fullmatch(r"error: interrupted during epoch 2; epoch 1 is saved in w\.ckpt\.npz; resume with: \S+ -m "
-                        r"lenet_core train --resume w\.ckpt\.npz --out w\.npz", err[-1]), err
+    match = re.fullmatch(r"error: interrupted during epoch 2; epoch 1 is saved in w\.ckpt\.npz; resume with: (.*)",
+                         err[-1])
+    assert match, err
+    assert shlex.split(match.group(1))[0] == f"LENET_MNIST_DIR={mnist_root}"      # the run found MNIST through it
+    assert shlex.split(match.group(1))[2:] == ["-m", "lenet_core", "train", "--resume", "w.ckpt.npz", "--out", "w.npz"]
     assert not (tmp_path / "w.npz").exists()
 
     assert cli_module.main(["train", "--resume", str(ckpt), "--out", "w.npz", "--seed", "6"]) == EXIT_CODES["usage"]
@@ -476,8 +479,8 @@ def test_output_that_fails_after_training_keeps_the_run(tmp_path, mnist_root):
     assert proc.returncode == EXIT_CODES["output"], stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
     assert re.match(r"error: could not write --out sub/w\.npz: File exists; epochs 1-2 are saved in ck\.npz; save them "
-                    r"with: python -m lenet_core train --resume ck\.npz --out OTHER\.npz --checkpoint ck\.npz --quiet$",
-                    stderr.strip()), stderr
+                    rf"with: LENET_MNIST_DIR={re.escape(shlex.quote(str(mnist_root)))} python -m lenet_core train "
+                    r"--resume ck\.npz --out OTHER\.npz --checkpoint ck\.npz --quiet$", stderr.strip()), stderr
     resumed = cli("train", "--resume", "ck.npz", "--out", "w.npz", "--no-checkpoint", cwd=tmp_path,
                   env={"LENET_MNIST_DIR": str(mnist_root)})
     assert resumed.returncode == 0 and (tmp_path / "w.npz").exists(), resumed.stderr
@@ -739,6 +742,12 @@ def set_arg(key, value):
     ("ckpt_meta_history_string", dict(meta=lambda m: m["history"]["loss"].__setitem__(0, "x")),
      r"history's 'loss' holds"),
     ("ckpt_meta_rng", dict(meta=lambda m: m["rng"]["state"].__setitem__("state", "0")), r"not a PCG64 state"),
+    ("ckpt_meta_start_loss_missing", dict(meta=lambda m: m.pop("start_loss")),
+     r"the starting loss divergence is measured against is None"),
+    ("ckpt_meta_start_loss_negative", dict(meta=lambda m: m.__setitem__("start_loss", -1.0)),
+     r"the starting loss .* is -1\.0, not a finite number > 0"),
+    ("ckpt_meta_start_loss_string", dict(meta=lambda m: m.__setitem__("start_loss", "2.3")),
+     r"the starting loss .* is 2\.3, not a finite number > 0"),
     ("ckpt_meta_scheduler_epoch", dict(meta=lambda m: m["scheduler"].__setitem__("epoch", 7)),
      r"scheduler state .* does not fit 1 finished epochs"),
     ("ckpt_meta_format", dict(meta=lambda m: m.__setitem__("format", "x" * 1000)), r"is not a lenet_core checkpoint"),
@@ -1188,6 +1197,25 @@ def test_readme_exit_codes_match_the_cli():
         assert not missing, (code, missing, entry)
     for promise in ("stdout or stderr", "fsync", "resume", "regular file", "bit-identical"):
         assert promise in readme, promise
+
+
+def test_the_resume_command_carries_lenet_mnist_dir_when_the_run_used_it(monkeypatch):
+    """Row resume_printed_command, the variable's half: a run that found MNIST through $LENET_MNIST_DIR
+    prints a command that sets it (quoted), so the resumed run reads the same files; with --data it is
+    not needed and not printed."""
+    from types import SimpleNamespace
+
+    folder = "/data/my mnist's\nfiles"
+    monkeypatch.setenv("LENET_MNIST_DIR", folder)
+    args = SimpleNamespace(checkpoint="w.ckpt.npz", out="w.npz", data=None, history=None, quiet=False, debug=False)
+    command = cli_module._resume_command(args)
+    assert "\n" not in command and command.startswith("LENET_MNIST_DIR=")
+    words = subprocess.run(["bash", "-c", f"set -- {command}; printf '%s\\0' \"$@\""], capture_output=True,
+                           text=True, timeout=30).stdout.split("\0")[:-1]
+    assert words[0] == f"LENET_MNIST_DIR={folder}"                   # bash: an assignment before the command
+    assert words[2:] == ["-m", "lenet_core", "train", "--resume", "w.ckpt.npz", "--out", "w.npz"]
+    args.data = "/elsewhere"
+    assert "LENET_MNIST_DIR" not in cli_module._resume_command(args)
 
 
 def test_the_resume_command_quotes_any_file_name_on_one_line():

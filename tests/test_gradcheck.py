@@ -8,7 +8,8 @@ import pytest
 
 from lenet_core import (AvgPool2d, Conv2d, Flatten, LeNet5, Linear, MaxPool2d, MSELoss, ReLU, Sequential,
                         Sigmoid, Tanh)
-from lenet_core.gradcheck import GradCheckResult, check_layer, check_model, numerical_gradient
+from lenet_core.gradcheck import (GradCheckResult, check_gauss_newton, check_layer, check_model, numerical_gradient,
+                                  relative_error)
 
 TOL = 1e-7
 
@@ -48,6 +49,39 @@ def test_layer_gradients(rng, name, make, shape):
     result = check_layer(make(), x)
     assert set(result) == {"x", *make().params}
     assert result.passed(TOL), f"{name}\n{result}"
+
+
+GN_CASES = [
+    ("conv", lambda: Conv2d(2, 3, 3, rng=0), (2, 2, 5, 5)),
+    ("conv, stride 2, pad 1", lambda: Conv2d(2, 2, 3, stride=2, padding=1, rng=0), (1, 2, 5, 5)),
+    ("conv, whole image (C5)", lambda: Conv2d(3, 4, 3, rng=0), (2, 3, 3, 3)),
+    ("linear", lambda: Linear(5, 3, rng=0), (4, 5)),
+    ("avg pool", lambda: AvgPool2d(2), (2, 2, 4, 4)),
+    ("max pool", lambda: MaxPool2d(2), (2, 2, 4, 4)),
+    ("tanh", lambda: Tanh(), (2, 3, 2, 2)),
+    ("sigmoid", lambda: Sigmoid(), (2, 3, 2, 2)),
+    ("relu", lambda: ReLU(), (2, 3, 2, 2)),
+    ("flatten", lambda: Flatten(), (2, 3, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("name,make,shape", GN_CASES, ids=[c[0] for c in GN_CASES])
+def test_layer_gauss_newton(rng, name, make, shape):
+    """Each layer's gauss_newton (SDLM's backward pass, chapter 11) against the numerical Gauss-Newton
+    diagonal; the 1998 layers are checked in tests/test_lenet1998_layers.py."""
+    result = check_gauss_newton(make(), rng.standard_normal(shape))
+    assert set(result) == {"x", *make().params}
+    assert result.passed(TOL), f"{name}\n{result}"
+
+
+def test_gauss_newton_check_catches_a_planted_bug(rng):
+    class HalfCurvature(Linear):
+        def gauss_newton(self, d2out):
+            d2x, h = super().gauss_newton(d2out)
+            return d2x, {**h, "W": h["W"] / 2}                  # BUG: half of sum_i D_i x_j^2
+
+    result = check_gauss_newton(HalfCurvature(5, 3, rng=0), rng.standard_normal((4, 5)))
+    assert result["W"] > 0.3 and result["x"] < TOL and result["b"] < TOL
 
 
 @pytest.mark.parametrize("kernel,stride,shape", [(2, None, (7, 3, 8, 6)), (3, 2, (1, 2, 9, 7)), (2, None, (2, 2, 7, 5)),
@@ -116,6 +150,22 @@ def test_check_layer_leaves_the_layer_untouched(rng):
     check_layer(layer, rng.standard_normal((1, 1, 5, 5)))
     assert layer.params["W"].dtype == np.float32
     assert all(np.array_equal(before[k], layer.params[k]) for k in before)
+
+
+def test_relative_error_scales_by_the_larger_tensor_in_either_norm():
+    a, b = np.array([[1.0, -4.0], [0.0, 0.0]]), np.array([[1.0, -3.0], [0.0, 0.0]])
+    assert relative_error(a, b) == 1 / 4 and relative_error(b, a) == 1 / 4          # symmetric
+    assert relative_error(a, b, norm="l1") == 1 / 5
+    c = np.array([[1.0, -4.0], [0.0, 0.1]])                                        # a tiny second sample
+    assert relative_error(a, c) == 0.1 / 4
+    assert relative_error(a, c, per_sample=True) == 1.0                            # on its own scale
+    assert relative_error(a, c, norm="l1", per_sample=True) == 1.0
+    assert relative_error(np.zeros((2, 3)), np.zeros((2, 3)), per_sample=True) == 0.0
+    assert np.isnan(relative_error(np.array([np.nan]), np.array([1.0])))
+    with pytest.raises(ValueError, match="shapes differ"):
+        relative_error(a, b[0])
+    with pytest.raises(ValueError, match="norm"):
+        relative_error(a, b, norm="l2")
 
 
 def test_numerical_gradient_rejects_float32():

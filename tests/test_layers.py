@@ -128,3 +128,8 @@ def test_sigmoid_keeps_its_precision_far_left_like_torch():
     normal = x >= -40                            # float32 subnormals below: torch flushes them to 0
     ref32 = torch.sigmoid(torch.from_numpy(x.astype(np.float32))).numpy()
     np.testing.assert_allclose(y32[normal], ref32[normal], rtol=1e-6)
+
+
+def test_a_layer_without_gauss_newton_says_so():
+    with pytest.raises(NotImplementedError, match="Gauss-Newton"):
+        Layer().gauss_newton(np.zeros(2))

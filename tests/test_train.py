@@ -1,5 +1,6 @@
 """Training, evaluation and the command line, on real MNIST."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 
 from lenet_core import LeNet5, load_weights
+from lenet_core._files import MAX_JSON_BYTES
 from lenet_core.data import prepare
 from lenet_core.optim import SGD
-from lenet_core.train import DEFAULT_RECIPE, History, evaluate, fit, predict, predict_proba, random_shift
+from lenet_core.train import DEFAULT_RECIPE, History, evaluate, fit, predict, predict_proba
 
 from conftest import REPO
 
@@ -78,6 +80,34 @@ def test_history_json_roundtrip(tmp_path):
         History.load(tmp_path / "ragged.json")
 
 
+def test_history_load_reads_through_the_bounded_reader(tmp_path):
+    """History.load refuses special, oversized, over-nested and ill-typed files in one ValueError naming
+    the file, as the other readers do (lenet_core._files)."""
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)                                          # no writer: an unbounded open would hang
+    with pytest.raises(ValueError, match=r"fifo.json: is a FIFO \(named pipe\), not a regular file"):
+        History.load(fifo)
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(MAX_JSON_BYTES + 1)                       # sparse: no disk used
+    with pytest.raises(ValueError, match=r"big.json: .* more than the .* bytes such a file can need"):
+        History.load(big)
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"nested.json: not readable JSON \(nested too deeply\)"):
+        History.load(nested)
+    lists = {k: [1] for k in History.KEYS}
+    for key, value, problem in [("loss", 5, "not every one of"), ("loss", ["x"], "'loss' holds something other"),
+                                ("val_acc", [float("nan")], "'val_acc' holds something other"),
+                                ("epoch", [1.5], "'epoch' holds something other than integers")]:
+        bad = tmp_path / f"{key}.json"
+        bad.write_text(json.dumps({**lists, key: value}))
+        with pytest.raises(ValueError, match=rf"{key}.json.*{problem}"):
+            History.load(bad)
+    with pytest.raises(FileNotFoundError, match="missing.json does not exist"):
+        History.load(tmp_path / "missing.json")
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_fit_stops_on_nan(small):
     x, y, _, _ = small
@@ -104,16 +134,6 @@ def test_predict_and_evaluate_agree(small):
     assert np.array_equal(labels, probs.argmax(axis=1))
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert evaluate(model, xt, yt)[1] == pytest.approx(np.mean(labels == yt))
-
-
-def test_random_shift_moves_each_image_within_bounds():
-    rng = np.random.default_rng(0)
-    x = np.zeros((50, 1, 32, 32), dtype=np.float32)
-    x[:, 0, 16, 16] = 1.0
-    shifted = random_shift(x, 2, rng)
-    positions = np.argwhere(shifted[:, 0] == 1.0)
-    assert len(positions) == 50 and np.all(np.abs(positions[:, 1:] - 16) <= 2)
-    assert len({tuple(p) for p in positions[:, 1:]}) > 5
 
 
 def run_cli(*args, env_dir):

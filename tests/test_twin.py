@@ -8,17 +8,12 @@ import torch
 from lenet_core import LeNet5
 from lenet_core import train as lenet_train
 from lenet_core.data import prepare
+from lenet_core.gradcheck import relative_error
 from lenet_core.losses import SoftmaxCrossEntropy
 from lenet_core.optim import SGD, Adam
 from lenet_core.train import History, fit
 from lenet_core.twin import (TorchLeNet5, evaluate_torch, fit_torch, from_torch, recipe_optimizer,
                              resolve_recipe, scratch_name, to_torch)
-
-
-def rel_err(ours, theirs) -> float:
-    """max |ours - theirs| / max |theirs|: the error relative to the reference's scale."""
-    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
-    return float(np.abs(ours - theirs).max() / np.abs(theirs).max())
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +63,11 @@ def test_forward_loss_and_gradients_match(train_batches, direction):
     for x, y in train_batches:
         logits, loss, dx, grads = scratch_pass(model, x, y)
         t_logits, t_loss, t_dx, t_grads = torch_pass(module, x, y)
-        worst["logits"] = max(worst["logits"], rel_err(logits, t_logits))
+        worst["logits"] = max(worst["logits"], relative_error(logits, t_logits))
         worst["loss"] = max(worst["loss"], abs(loss - t_loss) / abs(t_loss))
-        worst["input_grad"] = max(worst["input_grad"], rel_err(dx, t_dx))
+        worst["input_grad"] = max(worst["input_grad"], relative_error(dx, t_dx))
         assert grads.keys() == t_grads.keys()
-        worst["param_grad"] = max(worst["param_grad"], *(rel_err(grads[k], t_grads[k]) for k in grads))
+        worst["param_grad"] = max(worst["param_grad"], *(relative_error(grads[k], t_grads[k]) for k in grads))
     print(direction, {k: f"{v:.1e}" for k, v in worst.items()})
     assert worst["logits"] < 1e-10, worst
     assert worst["loss"] < 1e-12, worst
@@ -103,7 +98,7 @@ def test_optimizer_steps_match(train_batches, direction, opt_name):
         torch_pass(module, x, y)
         theirs.step()
         state = model.parameters()
-        errors.append(max(rel_err(state[scratch_name(n)], p.detach().numpy()) for n, p in module.named_parameters()))
+        errors.append(max(relative_error(state[scratch_name(n)], p.detach().numpy()) for n, p in module.named_parameters()))
     print(opt_name, direction, "weight errors after each step:", [f"{e:.1e}" for e in errors])
     assert max(errors) < 1e-9, errors
     moved = max(np.abs(model.parameters()[k] - before[k]).max() for k in before)
@@ -157,7 +152,7 @@ def test_fit_torch_matches_fit(small):
     h_np = fit(model, x, y, epochs=epochs, validation=(xt, yt), seed=11, quiet=True)
     h_pt = fit_torch(module, x, y, epochs=epochs, validation=(xt, yt), seed=11)
     weights = model.parameters()
-    w_err = max(rel_err(weights[scratch_name(n)], p.detach().numpy()) for n, p in module.named_parameters())
+    w_err = max(relative_error(weights[scratch_name(n)], p.detach().numpy()) for n, p in module.named_parameters())
     print(f"after {epochs} epochs: weight error {w_err:.1e}\nscratch\n{h_np}\ntorch\n{h_pt}")
     assert h_np["lr"] == pytest.approx(h_pt["lr"], rel=1e-12), (
         f"learning rates differ: fit {h_np['lr']}, fit_torch {h_pt['lr']} for recipe {resolve_recipe()}")
@@ -179,7 +174,7 @@ def test_fit_torch_mirrors_augmentation(small):
         augment=2, seed=3, quiet=True)
     fit_torch(module, x[:512], y[:512], epochs=1, recipe=recipe, seed=3)
     weights = model.parameters()
-    assert max(rel_err(weights[scratch_name(n)], p.detach().numpy()) for n, p in module.named_parameters()) < 1e-9
+    assert max(relative_error(weights[scratch_name(n)], p.detach().numpy()) for n, p in module.named_parameters()) < 1e-9
 
 
 def test_recipe_is_read_at_call_time(monkeypatch):

@@ -17,8 +17,8 @@ from ..losses import SoftmaxCrossEntropy
 from .report import Case, Fail, Group, as_array, compare, compare_each, gradient_check, unpack
 
 KEEP = ("data", "gradcheck", "model")
-# _central is numerical_gradient's loop and gauss_newton_diagonal is built on it: both go too
-ABSENT = {"gradcheck": ("numerical_gradient", "_central", "gauss_newton_diagonal")}
+# _central is numerical_gradient's loop and numerical_gauss_newton is built on it: both go too
+ABSENT = {"gradcheck": ("numerical_gradient", "_central", "numerical_gauss_newton")}
 PRELUDE = """import numpy as np
 from lenet_core import gradcheck
 from lenet_core.gradcheck import check_model, lenet_with_planted_bug
