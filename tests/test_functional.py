@@ -164,16 +164,16 @@ def test_engine_outputs_are_stored_batch_last_and_read_without_a_copy(rng):
 def test_conv_in_bands_equals_naive(rng, monkeypatch, band_bytes, x_shape, w_shape, stride, padding):
     """Small bands (one output position, parts of a row, several rows) give the naive results:
     forward, input gradient folded band by band, and weight gradient."""
-    monkeypatch.setattr(F, "BAND_BYTES", band_bytes)
+    monkeypatch.setattr(functional, "BAND_BYTES", band_bytes)
     x = rng.standard_normal(x_shape)
     W = rng.standard_normal((w_shape[0], x_shape[1], *w_shape[1:]))
     b = rng.standard_normal(w_shape[0])
-    out, cols = F.conv2d(x, W, b, stride, padding)
-    assert close(out, F.conv2d_naive(x, W, b, stride, padding))
-    assert np.array_equal(cols, F.unfold(x, w_shape[1:], stride, padding))
+    out, cols = functional.conv2d(x, W, b, stride, padding)
+    assert close(out, functional.conv2d_naive(x, W, b, stride, padding))
+    assert np.array_equal(cols, functional.unfold(x, w_shape[1:], stride, padding))
     dout = rng.standard_normal(out.shape)
-    for got, want in zip(F.conv2d_backward(dout, cols, x.shape, W, stride, padding),
-                         F.conv2d_backward_naive(dout, x, W, stride, padding)):
+    for got, want in zip(functional.conv2d_backward(dout, cols, x.shape, W, stride, padding),
+                         functional.conv2d_backward_naive(dout, x, W, stride, padding)):
         assert close(got, want)
 
 
