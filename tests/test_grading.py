@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 import time
@@ -60,6 +61,24 @@ def test_every_assignment_builds_and_its_prelude_imports(assignment, tmp_path):
         result = subprocess.run([sys.executable, "-E", "-s", "-c", spec.PRELUDE], cwd=tmp_path, capture_output=True,
                                 text=True)
         assert result.returncode == 0, result.stderr
+
+
+def test_self_check_files_hold_the_references_answers(tmp_path):
+    """assignments/source/*/self_checks.npz are what ``python -m lenet_core.grading self-checks``
+    writes from the full lenet_core, and none of their inputs is a graded case's."""
+    for assignment in ASSIGNMENTS:
+        committed = build.REPO_COURSE / "source" / assignment / build.SELF_CHECKS
+        fresh = build.write_self_checks(assignment, tmp_path)
+        if fresh is None:
+            assert not committed.exists(), assignment
+            continue
+        with np.load(committed) as old, np.load(fresh) as new:
+            assert sorted(old.files) == sorted(new.files), assignment
+            for key in new.files:
+                assert old[key].shape == new[key].shape and np.allclose(old[key], new[key], rtol=1e-12), key
+            graded = [a for group in load(assignment).GROUPS.values() for case in group.cases()
+                      for a in case.args if isinstance(a, np.ndarray)]
+            assert not any(g.shape == new[k].shape and np.allclose(g, new[k]) for g in graded for k in new.files)
 
 
 def test_build_refuses_a_name_that_is_not_there():
@@ -183,11 +202,27 @@ def test_a_missing_sandbox_is_could_not_be_graded_not_zero(monkeypatch):
 
     def broken(*args, **kwargs):
         raise sandbox.SandboxError("bwrap: No permission to create new namespace")
-    monkeypatch.setattr(sandbox, "run", broken)
+    monkeypatch.setattr(sandbox, "run_many", broken)
     reports = notebook.grade_groups("a1_convolution", [])
     assert all(not r.graded and "No permission" in r.why for r in reports.values())
     assert str(reports["check_conv_forward"]) == \
         "conv forward: could not be graded (bwrap: No permission to create new namespace)"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to nobody needs root (CI runs as root)")
+def test_an_unprivileged_grader_gets_the_same_isolation_from_a_user_namespace():
+    """bwrap run by an ordinary user (here nobody, through setpriv), with the flags the sandbox uses
+    when the grader is not root: a user namespace maps it to nobody, without capabilities, alone in
+    its PID namespace, without network. (The grader's own Python must be readable by that user.)"""
+    script = "id -u; grep CapEff /proc/self/status; ls /proc | grep -c '^[0-9]'; tail -n +3 /proc/net/dev"
+    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             *sandbox.isolation_args(root=False), *sandbox.system_args(), "--proc", "/proc",
+                             "/usr/bin/sh", "-c", script],
+                            capture_output=True, text=True, timeout=30, cwd="/")
+    assert result.returncode == 0, result.stderr
+    uid, caps, processes, *links = result.stdout.split("\n")
+    assert uid == "65534" and caps.split()[-1] == "0000000000000000"
+    assert int(processes) <= 4 and [link.split(":")[0].strip() for link in links if link] == ["lo"]
 
 
 def test_sandbox_check_command(capsys):

@@ -75,6 +75,7 @@ def test_the_pages_blocks_run_as_written(tmp_path):
     course = tmp_path / "course"
     assert (tmp_path / "course" / "a1_convolution.zip").is_file()
     assert (course / "release" / ASSIGNMENT / "lenet_core" / "data.py").is_file()
+    assert (course / "release" / ASSIGNMENT / "self_checks.npz").is_file()      # the notebook's self-checks
     with open(course / "grades.csv") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
     assert (rows["alice"]["score"], rows["alice"]["max_score"], rows["alice"]["status"]) == ("24.0", "24.0", "graded")

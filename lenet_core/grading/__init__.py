@@ -11,8 +11,10 @@ Layout (one module per assignment, mirroring ``assignments/source/aN_*``):
 - :mod:`~lenet_core.grading.nbgrader_plugins`: the preprocessors and the CSV export that plug this
   into nbgrader (``assignments/nbgrader_config.py``);
 - ``aN_*.py``: an assignment's test groups (the hidden cases live here, on the teacher's side),
-  the modules its student build keeps (``KEEP``), the names it leaves out (``ABSENT``) and the code
-  run before the answer cells (``PRELUDE``). A new assignment is one new module.
+  the modules its student build keeps (``KEEP``), the names it leaves out (``ABSENT``), the names
+  it also leaves out when graded (``GRADING_ABSENT``: what the notebook's own cells need but no
+  answer may call) and the code run before the answer cells (``PRELUDE``). A new assignment is
+  one new module.
 
 ``python -m lenet_core.grading --help`` lists the commands (grade a class, make a student build).
 """

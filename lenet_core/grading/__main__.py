@@ -3,6 +3,7 @@
     python -m lenet_core.grading grade a1_convolution --csv grades.csv   # in the course directory
     python -m lenet_core.grading build a1_convolution DEST                # DEST/lenet_core/
     python -m lenet_core.grading check                                    # can this machine grade?
+    python -m lenet_core.grading self-checks                              # assignments/source/*/self_checks.npz
 
 ``grade`` runs nbgrader's own steps through its API (``autograde`` with ``force``, so a second run
 re-grades everyone; ``generate_feedback``; the CSV export with its status column), on the course
@@ -116,6 +117,9 @@ def main(argv=None) -> int:
     b.add_argument("assignment")
     b.add_argument("dest", type=Path, help="the folder to write lenet_core/ into")
     sub.add_parser("check", help="say whether this machine can run the grading sandbox")
+    s = sub.add_parser("self-checks", help="write each source notebook's self_checks.npz (its self-check cases)")
+    s.add_argument("--course", type=Path, default=None,
+                   help="the course directory (default: this repository's assignments/)")
     args = parser.parse_args(argv)
 
     if args.command == "check":
@@ -124,6 +128,14 @@ def main(argv=None) -> int:
         print(f"the grading sandbox cannot run here: {why}" if why else "the grading sandbox works here",
               file=sys.stderr if why else sys.stdout)
         return 1 if why else 0
+    if args.command == "self-checks":
+        from .build import REPO_COURSE, write_self_checks
+        for assignment in ASSIGNMENTS:
+            folder = (args.course or REPO_COURSE) / "source" / assignment
+            path = write_self_checks(assignment, folder) if folder.is_dir() else None
+            if path is not None:
+                print(path)
+        return 0
     if args.assignment not in ASSIGNMENTS:
         print(f"no assignment {args.assignment!r} in lenet_core.grading (known: {', '.join(ASSIGNMENTS)})",
               file=sys.stderr)

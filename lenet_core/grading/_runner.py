@@ -4,7 +4,8 @@ This file is copied into the sandbox and run as ``python -I -B runner.py JOB BUI
 nothing from lenet_core itself (only the student build that the answers import). It reads
 ``JOB/job.json`` and ``JOB/inputs.npz``, executes the teacher's ``prelude``, then for each case forks
 a child that drops to an unprivileged user, sends its stdout and stderr to /dev/null, executes the
-student's answer cells, calls the function and writes one frame to a pipe: a JSON header and an
+answer cells of the case's submission (a job holds one, or for the tests several), calls the
+function and writes one frame to a pipe: a JSON header and an
 ``.npz`` of the arrays it returned. The parent never runs student code; it forwards each frame to
 stdout as ``(case index, length, frame)``, kills a case that runs out of time, and after every case
 kills every process the case left behind. (Run as root, the parent keeps the sandbox's root, without
@@ -138,7 +139,7 @@ def magic_free(source):
 def run_case(job, case, arrays, prelude):
     namespace = dict(prelude)
     cell_errors = []
-    for name, source in job["cells"]:
+    for name, source in job["submissions"][case["submission"]]:
         try:
             exec(compile(magic_free(source), f"<answer cell {name}>", "exec"), namespace)
         except BaseException as e:          # noqa: BLE001 (the student's error, reported)
@@ -269,6 +270,8 @@ def main():
     prelude = {"__name__": "__main__"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if job.get("torch"):            # imported once here, not again in every case's process
+            import torch  # noqa: F401
         exec(compile(job["prelude"], "<prelude>", "exec"), prelude)
     out = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -283,11 +286,12 @@ def main():
             os.close(out.fileno())
             child(job, case, arrays, prelude, w)
         os.close(w)
-        seconds = limits["retry_seconds"] if case["function"] in timed_out else limits["case_seconds"]
+        function = (case["submission"], case["function"])
+        seconds = limits["retry_seconds"] if function in timed_out else limits["case_seconds"]
         payload, why = collect(r, pid, time.monotonic() + seconds, limits["result_bytes"])
         os.close(r)
         if why == "timeout":
-            timed_out.add(case["function"])
+            timed_out.add(function)
         try:
             os.kill(-1, signal.SIGKILL)     # every process but this one and the sandbox's init: nothing lingers
         except OSError:

@@ -14,6 +14,7 @@ from .report import Case, Fail, Group, compare, compare_each, gradient_check, un
 #: the student build: data only (the notebook plots a digit); no convolution anywhere
 KEEP = ("data",)
 ABSENT = {}
+GRADING_ABSENT = {}
 PRELUDE = """import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 """
@@ -95,6 +96,17 @@ def hidden_forward_cases():
 def hidden_backward_cases():
     return [_backward_case(f"hidden case {i + 1}", np.random.default_rng([c[0], i]), *c[1:])
             for i, c in enumerate(HIDDEN_BACKWARD)]
+
+
+def self_checks() -> dict:
+    """The notebook's self-check case, stored with its answers (``self_checks.npz``): stride 2,
+    padding 1, a non-square input and kernel."""
+    rng = np.random.default_rng([1, 99])
+    x, w, b = _inputs(rng, 2, 2, 5, 6, 3, 3, 2)
+    out, cols = functional.conv2d(x, w, b, 2, 1)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = functional.conv2d_backward(dout, cols, x.shape, w, 2, 1)
+    return {"x": x, "W": w, "b": b, "out": np.ascontiguousarray(out), "dout": dout, "dx": dx, "dW": dw, "db": db}
 
 
 GROUPS = {

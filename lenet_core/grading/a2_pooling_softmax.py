@@ -14,6 +14,7 @@ from .report import Case, Fail, Group, as_array, compare, gradient_check, unpack
 
 KEEP = ("data",)
 ABSENT = {}
+GRADING_ABSENT = {}
 PRELUDE = '''import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -153,6 +154,25 @@ def hidden_softmax_cases():
     rng = np.random.default_rng(20261128)
     z, y = rng.standard_normal((7, 10)) * 3000, rng.integers(0, 10, 7)
     return [Case("hidden case: huge logits", "softmax_cross_entropy", (z, y), _softmax_check(z, y))]
+
+
+def self_checks() -> dict:
+    """The notebook's self-check cases, stored with their answers (``self_checks.npz``):
+    overlapping 3x3 windows with stride 2, and softmax cross-entropy with logits near 1e4."""
+    rng = np.random.default_rng([2, 99])
+    x = _pool_input(rng, (1, 2, 7, 7))
+    checks = {"x": x}
+    for mode in ("avg", "max"):
+        out, cache = functional.pool2d(x, 3, 2, mode)
+        dout = checks.setdefault("dout", rng.standard_normal(out.shape))
+        checks[f"{mode}_out"] = np.ascontiguousarray(out)
+        checks[f"{mode}_dx"] = functional.pool2d_backward(dout, cache, x.shape, 3, 2, mode)
+    logits, labels = rng.standard_normal((3, 5)) * 3, np.array([4, 0, 2])
+    logits[1] += 1e4
+    loss = SoftmaxCrossEntropy()
+    checks.update(logits=logits, labels=labels, loss=np.float64(loss.forward(logits, labels)),
+                  dlogits=loss.backward())
+    return checks
 
 
 GROUPS = {

@@ -1,13 +1,16 @@
 """Assignment 3 (chapters 4 and 5): a linear layer's backward pass, a numerical gradient, a planted bug.
 
 Student answers: ``linear_backward(dout, x, W, b) -> (dx, dW, db)``; ``numerical_gradient(f, x, h) -> grad``
-(central differences of a scalar ``f()`` that reads ``x``); the names ``buggy_layer`` and
-``wrong_parameters`` (the planted bug of :func:`lenet_core.gradcheck.lenet_with_planted_bug`);
-``tanh_backward(dout, y) -> dx``.
+(central differences of a scalar ``f()`` that reads ``x``); ``tanh_backward(dout, y) -> dx``; the names
+``buggy_layer`` and ``wrong_parameters`` (the planted bug of
+:func:`lenet_core.gradcheck.lenet_with_planted_bug`).
 
 The student build keeps LeNet-5, its layers and the gradient checks, which the notebook's gradient
-check of the planted bug needs; it leaves out :func:`lenet_core.gradcheck.numerical_gradient` (the
-notebook plugs the student's own into the check).
+check of the planted bug needs; it leaves out :func:`lenet_core.gradcheck.numerical_gradient`,
+``Linear.backward`` and ``Tanh.backward`` (the notebook plugs the student's own functions into
+the check and the layers, so the bug hunt runs on the student's code). When graded, the answers
+also go without the convolution's backward pass, which computes a linear layer's as a 1x1
+convolution (the notebook's gradient check of LeNet-5 needs it, no answer does).
 """
 
 import numpy as np
@@ -18,9 +21,11 @@ from .report import Case, Fail, Group, as_array, compare, compare_each, gradient
 
 KEEP = ("data", "gradcheck", "model")
 # _central is numerical_gradient's loop and numerical_gauss_newton is built on it: both go too
-ABSENT = {"gradcheck": ("numerical_gradient", "_central", "numerical_gauss_newton")}
+ABSENT = {"gradcheck": ("numerical_gradient", "_central", "numerical_gauss_newton"),
+          "layers": ("Linear.backward", "Tanh.backward")}
+GRADING_ABSENT = {"layers": ("Conv2d.backward",), "functional": ("conv2d_backward", "conv2d_backward_naive")}
 PRELUDE = """import numpy as np
-from lenet_core import gradcheck
+from lenet_core import gradcheck, layers
 from lenet_core.gradcheck import check_model, lenet_with_planted_bug
 """
 
@@ -151,7 +156,7 @@ def tanh_cases():
         x = rng.uniform(-6, 6, shape) if "saturated" in name else rng.standard_normal(shape)
         cases.append(_tanh_case(name, rng.standard_normal(shape), np.tanh(x)))
     dout, y = _c3_activations()
-    cases.append(_tanh_case("LeNet-5 repaired: the gradient at C3 for two digits", dout, y))
+    cases.append(_tanh_case("inside LeNet-5: the gradient at C3 for two digits", dout, y))
     return cases
 
 
@@ -159,6 +164,15 @@ def hidden_tanh_cases():
     rng = np.random.default_rng(20261130)
     y = np.tanh(rng.standard_normal((3, 4, 5)) * 2)
     return [_tanh_case("hidden case", rng.standard_normal(y.shape), y)]
+
+
+def self_checks() -> dict:
+    """The notebook's self-check cases, stored with their answers (``self_checks.npz``)."""
+    rng = np.random.default_rng([3, 99])
+    dout, x, w, b = _linear_inputs(rng, 3, 5, 4)
+    y, tanh_dout = np.tanh(rng.standard_normal((2, 3, 4))), rng.standard_normal((2, 3, 4))
+    return {"dout": dout, "x": x, "W": w, "b": b, "dx": dout @ w, "dW": dout.T @ x, "db": dout.sum(axis=0),
+            "tanh_dout": tanh_dout, "tanh_y": y, "tanh_dx": tanh_dout * (1 - y ** 2)}
 
 
 GROUPS = {

@@ -15,6 +15,7 @@ from .report import Case, Fail, Group, unpack
 
 KEEP = ("data", "model", "optim", "train")
 ABSENT = {}
+GRADING_ABSENT = {}
 PRELUDE = """import numpy as np
 from lenet_core.model import LeNet5
 from lenet_core.optim import SGD

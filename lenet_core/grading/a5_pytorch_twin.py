@@ -6,6 +6,8 @@ Student functions: ``copy_to_torch(model) -> TorchLeNet5``, ``copy_from_torch(mo
 student build; it sends back the logits of what they return on fixed inputs, compared here with the
 full lenet_core. The student build leaves out :func:`lenet_core.twin.to_torch` and
 :func:`~lenet_core.twin.from_torch`, and holds no attribution module (no scratch input gradient).
+When graded, the answers also go without the scratch model's backward passes: the input gradient
+is autograd's, not LeNet-5's own (which students may call in the notebook to compare).
 """
 
 import numpy as np
@@ -17,6 +19,11 @@ from .report import Case, Fail, Group, Model, compare
 
 KEEP = ("data", "model", "twin")
 ABSENT = {"twin": ("to_torch", "from_torch")}
+GRADING_ABSENT = {"model": ("Sequential.backward",),
+                  "layers": tuple(f"{layer}.backward" for layer in ("Conv2d", "_Pool2d", "Linear", "Tanh",
+                                                                    "Sigmoid", "ReLU", "Flatten")),
+                  "functional": ("conv2d_backward", "conv2d_backward_naive", "pool2d_backward",
+                                 "pool2d_backward_naive")}
 PRELUDE = """import numpy as np
 import torch
 from lenet_core.model import LeNet5

@@ -16,10 +16,13 @@ from ..model import LeNet5
 from .report import Case, Fail, Group, Model, compare
 
 KEEP = ("data", "model", "attribution")
-#: Integrated Gradients, and the two methods that compute it given a deterministic path (a student's
-#: own IG is compared with them; SmoothGrad's IG calls the stub)
-ABSENT = {"attribution.ig": ("integrated_gradients",),
+#: Integrated Gradients, its quadrature (the trapezoid rule's points and weights are part of the
+#: answer), and the two methods that compute it given a deterministic path (SmoothGrad's IG calls
+#: the stub). The input gradient (output_gradient, saliency) stays: it is the model's backward
+#: pass, the tool the assignment asks students to use.
+ABSENT = {"attribution.ig": ("integrated_gradients", "quadrature"),
           "attribution.methods": ("gradient_shap", "expected_gradients")}
+GRADING_ABSENT = {}
 PRELUDE = """import numpy as np
 from lenet_core.attribution import make_baseline, model_output
 from lenet_core.model import LeNet5

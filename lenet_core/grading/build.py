@@ -6,8 +6,11 @@ assignment's ``ABSENT`` (a function, a class, or ``Class.method``) is replaced b
 ``NotImplementedError`` naming the assignment; every other module of the package is a stub whose
 import raises ``ImportError`` saying the same; :mod:`lenet_core.grading` is never in it.
 ``nbgrader generate_assignment`` puts this build beside the student's notebook in ``release/``
-(students import it from the notebook's folder), and the sandbox grades against the very same
-build: a solution that calls lenet_core's own implementation fails, and says why.
+(students import it from the notebook's folder). The sandbox grades against the same build with
+``grading=True``, which also stubs the assignment's ``GRADING_ABSENT``: what the notebook's own
+(ungraded) cells need but no answer may call, e.g. the convolution's backward pass that a3's
+gradient check of LeNet-5 runs, which would also compute a linear layer's backward pass as a 1x1
+convolution. A solution that calls lenet_core's own implementation fails, and says why.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 PACKAGE = Path(__file__).resolve().parents[1]
 NAME = PACKAGE.name
+#: this repository's course directory (``assignments/``), where the source notebooks live
+REPO_COURSE = PACKAGE.parent / "assignments"
 
 
 def _modules() -> dict[str, Path]:
@@ -77,8 +84,11 @@ def closure(keep) -> set[str]:
     return done
 
 
-def _stub_lines(indent: str, kind: str, name: str, qualified: str, assignment: str) -> list[str]:
-    message = (f"{qualified} is left out of the student build of {NAME} for {assignment}: "
+def _stub_lines(indent: str, kind: str, name: str, qualified: str, assignment: str,
+                grading: bool = False) -> list[str]:
+    message = (f"{qualified} is left out when {assignment} is graded: your answers compute it "
+               f"themselves, without {NAME}'s own" if grading else
+               f"{qualified} is left out of the student build of {NAME} for {assignment}: "
                f"the assignment asks you to write it yourself")
     if kind == "class":
         return [f"{indent}class {name}:",
@@ -90,8 +100,9 @@ def _stub_lines(indent: str, kind: str, name: str, qualified: str, assignment: s
             f"{indent}    raise NotImplementedError({message!r})", ""]
 
 
-def strip(source: str, names, module: str, assignment: str) -> str:
-    """``source`` with each of ``names`` (``"f"``, ``"Class"``, ``"Class.method"``) replaced by a stub."""
+def strip(source: str, names, module: str, assignment: str, grading=()) -> str:
+    """``source`` with each of ``names`` (``"f"``, ``"Class"``, ``"Class.method"``) replaced by a stub;
+    the stubs of the names also in ``grading`` say they are left out when the assignment is graded."""
     tree = ast.parse(source)
     lines = source.splitlines()
     spans = []
@@ -111,20 +122,24 @@ def strip(source: str, names, module: str, assignment: str) -> str:
         indent = re.match(r"\s*", lines[node.lineno - 1]).group(0)
         kind = "class" if isinstance(node, ast.ClassDef) else "def"
         spans.append((start, node.end_lineno, _stub_lines(indent, kind, attr, f"{NAME}.{module}.{wanted}",
-                                                          assignment)))
+                                                          assignment, wanted in grading)))
     for start, end, stub in sorted(spans, reverse=True):
         lines[start:end] = stub
     return "\n".join(lines) + "\n"
 
 
-def build(assignment: str, dest: Path) -> Path:
-    """Write the student build for ``assignment`` to ``dest/lenet_core``; returns that folder."""
+def build(assignment: str, dest: Path, *, grading: bool = False) -> Path:
+    """Write the student build for ``assignment`` to ``dest/lenet_core``; returns that folder.
+    ``grading``: the sandbox's build, which also leaves out the assignment's ``GRADING_ABSENT``."""
     from . import load
 
     spec = load(assignment)
     modules = _modules()
     keep = closure(spec.KEEP)
-    absent = dict(spec.ABSENT)
+    absent = {m: tuple(names) for m, names in spec.ABSENT.items()}
+    graded_only = dict(spec.GRADING_ABSENT) if grading else {}
+    for module, names in graded_only.items():
+        absent[module] = absent.get(module, ()) + tuple(names)
     for module in absent:
         if module not in keep:
             raise ValueError(f"{assignment}: ABSENT names {NAME}.{module}, which is not in the build")
@@ -144,7 +159,7 @@ def build(assignment: str, dest: Path) -> Path:
         if name in keep:
             source = path.read_text()
             if name in absent:
-                source = strip(source, absent[name], name, assignment)
+                source = strip(source, absent[name], name, assignment, graded_only.get(name, ()))
             target.write_text(source)
         else:
             target.write_text(f'"""Left out of the student build for {assignment}."""\n'
@@ -154,14 +169,32 @@ def build(assignment: str, dest: Path) -> Path:
     return out
 
 
+#: the self-check cases of an assignment's notebook, beside it in ``source/`` and ``release/``
+SELF_CHECKS = "self_checks.npz"
+
+
+def write_self_checks(assignment: str, folder: Path) -> Path | None:
+    """Write ``folder/self_checks.npz``: the small cases (inputs and expected outputs, computed with
+    the full lenet_core) that the notebook's self-check cells run the student's functions on. They
+    are none of the graded cases. None when the assignment's self-checks need no stored data."""
+    from . import load
+
+    spec = load(assignment)
+    if not hasattr(spec, "self_checks"):
+        return None
+    path = Path(folder) / SELF_CHECKS
+    np.savez(path, **spec.self_checks())
+    return path
+
+
 _CACHE: dict[str, Path] = {}
 
 
 def cached(assignment: str) -> Path:
-    """The folder holding ``lenet_core/`` (the student build), built once per process."""
+    """The folder holding ``lenet_core/`` (the sandbox's build, ``grading=True``), built once per process."""
     if assignment not in _CACHE or not (_CACHE[assignment] / NAME).is_dir():
         root = Path(tempfile.mkdtemp(prefix=f"lenet-build-{assignment}-"))
         root.chmod(0o755)
-        build(assignment, root)
+        build(assignment, root, grading=True)
         _CACHE[assignment] = root
     return _CACHE[assignment]

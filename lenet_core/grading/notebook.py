@@ -56,13 +56,24 @@ def run_groups(assignment: str, cells, groups=None, *, limits: sandbox.Limits = 
     """The sandbox's part of grading: ``[(group, case, outcome)]``. It only runs processes and reads
     their results, so several submissions may run at once (threads); judging stays sequential.
     Raises :class:`~lenet_core.grading.sandbox.SandboxError` when the sandbox cannot run."""
+    return run_many(assignment, [cells], groups, limits=limits, build_dir=build_dir)[0]
+
+
+def run_many(assignment: str, submissions, groups=None, *, limits: sandbox.Limits = sandbox.Limits(),
+             build_dir: Path | None = None, torch: bool | None = None) -> list[list]:
+    """:func:`run_groups` for several submissions (lists of answer cells) in one sandbox, each case
+    in a process of its own: one ``[(group, case, outcome)]`` per submission. ``torch``: mount
+    PyTorch (default: when a group needs it)."""
     spec = load(assignment)
     groups = _groups(assignment, groups)
     todo = [(name, case) for name in groups for case in cases(assignment, name)]
-    outcomes = sandbox.run(cells, spec.PRELUDE, [case for _, case in todo],
-                           build.cached(assignment) if build_dir is None else build_dir,
-                           torch=any(spec.GROUPS[g].torch for g in groups), limits=limits)
-    return [(name, case, outcome) for (name, case), outcome in zip(todo, outcomes)]
+    outcomes = sandbox.run_many(list(submissions), spec.PRELUDE,
+                                [(i, case) for i in range(len(submissions)) for _, case in todo],
+                                build.cached(assignment) if build_dir is None else build_dir,
+                                torch=any(spec.GROUPS[g].torch for g in groups) if torch is None else torch,
+                                limits=limits)
+    return [[(name, case, outcome) for (name, case), outcome in zip(todo, outcomes[i * len(todo):])]
+            for i in range(len(submissions))]
 
 
 def judge_groups(assignment: str, groups, outcomes) -> dict[str, GradeReport]:

@@ -110,19 +110,32 @@ def _site_dirs() -> list[Path]:
     return sorted({Path(d) for d in dirs if Path(d).is_dir()})
 
 
-def _bwrap_args(torch: bool, binds=()) -> list[str]:
+def isolation_args(root: bool) -> list[str]:
+    """bwrap and its namespaces: run by root, the sandbox keeps only the capabilities the runner
+    needs to switch each case to nobody; run by another user, a user namespace maps it to nobody."""
     args = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-    if os.geteuid() == 0:
+    if root:
         # the runner's switch to nobody, and its clean-up of what a case left behind
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
     else:
         args += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+    return args
+
+
+def system_args() -> list[str]:
+    """The system's programs and libraries, read-only (``/usr`` and what links into it)."""
+    args = []
     for d in ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"]:
         if os.path.islink(d):
             args += ["--symlink", os.readlink(d), d]
         elif os.path.isdir(d):
             args += ["--ro-bind", d, d]
+    return args
+
+
+def _bwrap_args(torch: bool, binds=()) -> list[str]:
+    args = isolation_args(os.geteuid() == 0) + system_args()
     for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}):
         if not prefix.startswith("/usr"):
             for parent in reversed(Path(prefix).parents[:-1]):      # traversable by nobody (e.g. /root)
@@ -237,13 +250,21 @@ def run(cells: list[tuple[str, str]], prelude: str, cases: list, build: Path, *,
 
     Raises :class:`SandboxError` when the sandbox cannot start at all.
     """
+    return run_many([cells], prelude, [(0, case) for case in cases], build, torch=torch, limits=limits)
+
+
+def run_many(submissions: list, prelude: str, cases: list, build: Path, *, torch: bool = False,
+             limits: Limits = Limits()) -> list[Outcome]:
+    """:func:`run` for several submissions in one sandbox (the tests grade many variants of one
+    assignment): ``cases`` are ``(submission index, Case)``; each case still runs in a process of
+    its own, with the answer cells of its submission only."""
     arrays: list = []
-    job = {"prelude": prelude, "cells": [list(c) for c in cells],
+    job = {"prelude": prelude, "torch": torch, "submissions": [[list(c) for c in cells] for cells in submissions],
            "limits": {"cpu_seconds": limits.cpu_seconds, "case_seconds": limits.case_seconds,
                       "retry_seconds": limits.retry_seconds, "result_bytes": limits.result_bytes},
-           "cases": [{"function": c.function, "args": _encode(tuple(c.args), arrays)["__tuple__"],
+           "cases": [{"submission": i, "function": c.function, "args": _encode(tuple(c.args), arrays)["__tuple__"],
                       "then": c.then, "then_args": _encode(tuple(c.then_args), arrays)["__tuple__"],
-                      "unchanged": [list(u) for u in c.unchanged]} for c in cases]}
+                      "unchanged": [list(u) for u in c.unchanged]} for i, c in cases]}
     with tempfile.TemporaryDirectory(prefix="lenet-grading-") as tmp:
         jobdir = Path(tmp) / "job"
         jobdir.mkdir()
@@ -273,9 +294,18 @@ def _namespace(info_fd: int) -> str | None:
     return None
 
 
+def _alive(pid: str) -> bool:
+    """False for a process that has ended (a zombie waiting for its parent to reap it runs no code)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in "ZX"
+    except (OSError, IndexError):
+        return False
+
+
 def _end_namespace(namespace: str | None, seconds: float = 10.0) -> None:
     """Wait until no process of the sandbox's PID namespace is left (killing any that is): nothing the
-    student started outlives grading, even for the moment the kernel takes to tear the namespace down."""
+    student started outlives grading, even for the moment the kernel takes to tear the namespace down.
+    (The namespace's first process, orphaned by bwrap's end, stays a zombie until init reaps it.)"""
     if namespace is None:
         return
     deadline = time.monotonic() + seconds
@@ -284,7 +314,7 @@ def _end_namespace(namespace: str | None, seconds: float = 10.0) -> None:
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
                 try:
-                    if os.readlink(f"/proc/{entry.name}/ns/pid") == namespace:
+                    if os.readlink(f"/proc/{entry.name}/ns/pid") == namespace and _alive(entry.name):
                         left.append(int(entry.name))
                 except OSError:
                     pass
