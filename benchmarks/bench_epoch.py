@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -53,7 +52,7 @@ from lenet_core.data import load_mnist, prepare
 from lenet_core.records import RECORDS_DIR, write_record
 from lenet_core.train import DEFAULT_RECIPE, fit, predict
 from lenet_core.twin import fit_torch, recipe_optimizer, to_torch
-from machine_load import LoadMeter
+from machine_load import LoadMeter, thread_counts
 
 #: the command line's optimizer settings, for every side (constant rate within an epoch)
 RECIPE = dict(optimizer="momentum", lr=DEFAULT_RECIPE["lr"], weight_decay=DEFAULT_RECIPE["weight_decay"],
@@ -91,17 +90,6 @@ def cli_epoch(batch_size: int, data_dir, limit: int | None) -> float:
         if code != 0:
             raise SystemExit(f"python -m lenet_core {' '.join(argv)} failed with exit code {code}")
         return json.loads((Path(tmp) / "h.json").read_text())["seconds"][0]
-
-
-def _threads() -> dict:
-    info = {"torch": torch.get_num_threads(), "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
-    try:
-        from threadpoolctl import threadpool_info
-        info["blas"] = [{k: p.get(k) for k in ("internal_api", "num_threads", "architecture")}
-                        for p in threadpool_info()]
-    except ImportError:
-        pass
-    return info
 
 
 def main(argv=None):
@@ -184,7 +172,7 @@ def main(argv=None):
     results["inference_images_per_s"] = {
         "batch_size": 1000, "scratch": statistics.median(ours), "torch": statistics.median(theirs),
         "ratio": statistics.median([b / a for a, b in zip(ours, theirs)])}    # time ours / time torch
-    results["threads"] = _threads()
+    results["threads"] = thread_counts()
     results.update(meter.report())
     results["quiet_machine"] = False
     results["note"] = ("2-core machine shared with other jobs: the engines alternate within each round; a ratio is "

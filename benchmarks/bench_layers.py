@@ -25,7 +25,6 @@ spinning for a while after their last operation and would take the cores from th
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
@@ -37,7 +36,7 @@ from lenet_core import LeNet5
 from lenet_core.layers import input_grad
 from lenet_core.records import RECORDS_DIR, write_record
 from lenet_core.twin import to_torch
-from machine_load import LoadMeter
+from machine_load import LoadMeter, thread_counts
 
 
 def _torch_layers(net):
@@ -118,8 +117,7 @@ def main(argv=None):
             print(f"  {name:<8} {s['forward_ms']:8.3f} {s['backward_ms']:8.3f}  |  "
                   f"{t['forward_ms']:8.3f} {t['backward_ms']:8.3f}")
     results.update(meter.report())
-    results["threads"] = {"torch": torch.get_num_threads(),
-                          "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
+    results["threads"] = thread_counts()
     results["quiet_machine"] = False
     results["note"] = ("2-core machine shared with other jobs (not quiet); medians of round-robin timings "
                        "(scratch) and of torch.profiler's CPU time per call (PyTorch)")

@@ -43,3 +43,17 @@ class LoadMeter:
         if b0 is not None and b1 is not None:
             use["other_processes_cores"] = max(0.0, (b1 - b0) - own) / wall
         return {"load_average_1min": {"before": self.load_before, "after": os.getloadavg()[0]}, "cpu_use": use}
+
+
+def thread_counts() -> dict:
+    """The threads each library uses: PyTorch's intra-op pool, ``OPENBLAS_NUM_THREADS``, and NumPy's
+    BLAS as ``threadpoolctl`` reports it (when installed)."""
+    import torch
+    info = {"torch": torch.get_num_threads(), "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
+    try:
+        from threadpoolctl import threadpool_info
+        info["blas"] = [{k: p.get(k) for k in ("internal_api", "num_threads", "architecture")}
+                        for p in threadpool_info()]
+    except ImportError:
+        pass
+    return info

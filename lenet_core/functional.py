@@ -287,13 +287,25 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 #   stream through memory; and the product ``W.reshape(F, -1) @ cols`` (F, OH*OW*N) already is the
 #   output in that layout, so no layer transposes its output and the next layer unfolds it as is.
 # - ``unfold`` puts the windows in the columns of ONE matrix for the whole batch, (C*KH*KW, OH*OW*N),
-#   so a layer is one large matrix product (OpenBLAS is at its best on one large product, not on N
-#   small ones).
-# - The input gradient is one product ``W.reshape(F, -1).T @ dout`` (the column gradients) folded back
-#   onto the windows: 25 slice additions for a 5x5 kernel, each over long contiguous rows.
+#   so a layer is a few large matrix products (OpenBLAS is at its best on large products, not on N
+#   small ones), copied from a strided view of every window in one call.
+# - When that matrix is larger than :data:`BAND_BYTES` (C1's is 78 MB at batch 1000), the convolution
+#   unfolds it band by band of output rows and multiplies each band as soon as it is written, while it
+#   is still in the cache; under :func:`lenet_core.layers.no_grad` (prediction) the bands share one
+#   buffer, so the whole matrix is never written. Bands are few on purpose: every matrix product is a
+#   point where OpenBLAS's threads wait for each other, and on the shared 2-core machine, with another
+#   process on the second core, many small products are far slower than one large one.
+# - The input gradient is the product ``W.reshape(F, -1).T @ dout`` (the column gradients) folded back
+#   onto the windows, band by band too: 25 slice additions per band for a 5x5 kernel, each over long
+#   contiguous rows.
 # - Scratch arrays live in a :class:`Workspace` and are reused from one call to the next; arrays that
 #   are returned to the caller are always new.
 # ----------------------------------------------------------------------------------------------
+
+#: bytes of unfolded windows the fast convolution handles at a time (a band of output rows): LeNet's
+#: layers at batch 256 fit in one band (C1's matrix is 20 MB), batch 1000 takes two or three
+BAND_BYTES = 32 << 20
+
 
 class Workspace:
     """Named scratch arrays kept from one call to the next, so the hot path does not allocate them.
@@ -382,8 +394,8 @@ def unfold(x, kernel_size, stride=1, padding=0, out=None, *, workspace=None):
     Column ``(i*OW + j)*N + n`` is the window of image n at output position (i, j) (batch-last, like
     the engine's images), flattened in ``(C, KH, KW)`` order like a row of ``W.reshape(F, -1)``: this is
     :func:`im2col`, transposed, with its rows in that order. ``out``, if given, is a C-contiguous array
-    of that shape to fill (a reused buffer). The loop runs over the KH*KW offsets; each copies one
-    slice of all the images (``workspace`` holds the batch-last copy of x when one is needed).
+    of that shape to fill (a reused buffer). It is copied from a strided view of every window, one
+    copy per band of output rows (``workspace`` holds the batch-last copy of x when one is needed).
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
@@ -395,12 +407,51 @@ def unfold(x, kernel_size, stride=1, padding=0, out=None, *, workspace=None):
         out = np.empty(shape, dtype=x.dtype)
     elif out.shape != shape or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous array of shape {shape}, got shape {out.shape}")
-    xp = _padded_batch_last(x, padding, workspace, "x_padded").transpose(3, 0, 1, 2)   # (N, C, H', W')
-    cols = out.reshape(C, kh, kw, OH, OW, N).transpose(1, 2, 5, 0, 3, 4)   # (KH, KW, N, C, OH, OW) view
-    for p in range(kh):
-        for q in range(kw):
-            cols[p, q] = _offset(xp, p, q, stride, (OH, OW))
+    for _ in _unfold_bands(x, (kh, kw), stride, padding, out, workspace):
+        pass                                                       # each band is written into out
     return out
+
+
+def _bands(OH: int, OW: int, N: int, window_bytes: int):
+    """Bands of output positions whose unfolded windows take at most :data:`BAND_BYTES` (at least
+    one position each): ``(rows, cols, columns)``, the slices of output rows and columns of the band
+    and of its columns in :func:`unfold`'s matrix (always contiguous). Whole rows when a row fits,
+    else pieces of one row. ``window_bytes``: the bytes of one image's unfolded window.
+    """
+    position = max(1, N * window_bytes)                            # one output position, every image
+    rows, width = max(1, BAND_BYTES // (OW * position)), max(1, BAND_BYTES // position)
+    if rows > 1 or width >= OW:
+        pieces = [(slice(i, min(i + rows, OH)), slice(0, OW)) for i in range(0, OH, rows)]
+    else:
+        pieces = [(slice(i, i + 1), slice(j, min(j + width, OW))) for i in range(OH) for j in range(0, OW, width)]
+    return [(r, c, slice((r.start * OW + c.start) * N, ((r.stop - 1) * OW + c.stop) * N)) for r, c in pieces]
+
+
+def _unfold_bands(x, kernel, stride, padding, cols, workspace):
+    """Unfold x band by band (:func:`_bands`): yields ``(columns, matrix)``, the slice of the band's
+    columns in :func:`unfold`'s matrix and the band's unfolded windows (K, width), once they are
+    filled, so the caller can use them while they are still in the cache. They are written into
+    ``cols`` (the whole matrix, C-contiguous) or, when ``cols`` is None, into one band-sized buffer
+    of ``workspace`` reused from band to band.
+
+    Each band is one copy from a strided view of every window (no loop over the kernel offsets).
+    """
+    (kh, kw), (sh, sw), padding, OH, OW = conv_geometry(x.shape, kernel, stride, padding)
+    N, C, _, _ = x.shape
+    K = C * kh * kw
+    xp = _padded_batch_last(x, padding, workspace, "x_padded")    # (C, H', W', N)
+    # windows[c, p, q, i, j, n] = xp[c, i*sh + p, j*sw + q, n]: a view, nothing is copied yet
+    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, :sh * OH:sh, :sw * OW:sw]
+    windows = windows.transpose(0, 4, 5, 1, 2, 3)                  # (C, KH, KW, OH, OW, N)
+    whole = None if cols is None else cols.reshape(C, kh, kw, OH, OW, N)
+    for rows, columns, flat in _bands(OH, OW, N, K * xp.itemsize):
+        if whole is None:
+            matrix = _scratch(workspace, "band", (K, flat.stop - flat.start), xp.dtype)
+            target = matrix.reshape(C, kh, kw, rows.stop - rows.start, columns.stop - columns.start, N)
+        else:
+            matrix, target = cols[:, flat], whole[:, :, :, rows, columns]
+        np.copyto(target, windows[:, :, :, rows, columns])
+        yield flat, matrix
 
 
 def fold(cols, x_shape, kernel_size, stride=1, padding=0):
@@ -411,14 +462,25 @@ def fold(cols, x_shape, kernel_size, stride=1, padding=0):
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
-    (kh, kw), stride, (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
+    kernel, stride, (ph, pw), OH, OW = conv_geometry(x_shape, kernel_size, stride, padding)
     N, C, H, Wd = x_shape
     xp = new_batch_last((N, C, H + 2 * ph, Wd + 2 * pw), cols.dtype, fill=0)
-    patches = cols.reshape(C, kh, kw, OH, OW, N).transpose(1, 2, 5, 0, 3, 4)   # (KH, KW, N, C, OH, OW)
-    return _add_windows(xp, patches, stride)[:, :, ph:ph + H, pw:pw + Wd]
+    return _fold_band(xp, cols, (slice(0, OH), slice(0, OW)), kernel, stride)[:, :, ph:ph + H, pw:pw + Wd]
 
 
-def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
+def _fold_band(xp, cols, band, kernel, stride):
+    """Add ``cols``, the columns of the output positions ``band = (rows, cols)`` (slices, in
+    :func:`unfold`'s order), back onto their windows of the padded images ``xp`` (N, C, H', W'), in
+    place; returns ``xp``."""
+    (kh, kw), (sh, sw), (rows, columns) = kernel, stride, band[:2]
+    N, C = xp.shape[:2]
+    shape = (C, kh, kw, rows.stop - rows.start, columns.stop - columns.start, N)
+    patches = cols.reshape(shape).transpose(1, 2, 5, 0, 3, 4)     # (KH, KW, N, C, rows, cols)
+    _add_windows(xp[:, :, rows.start * sh:, columns.start * sw:], patches, stride)
+    return xp
+
+
+def conv2d(x, W, b, stride=1, padding=0, *, workspace=None, keep_cols=True):
     """Vectorised :func:`conv2d_naive`. Returns ``(out, cols)``; keep ``cols`` for the backward pass.
 
     x: (N, C, H, W), W: (F, C, KH, KW), b: (F,) -> out: (N, F, OH, OW), a new array stored batch-last.
@@ -427,7 +489,10 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
     batch-last. ``workspace`` (a :class:`Workspace`) holds the scratch arrays, reused from call to
     call (``cols`` is one of them: the next call overwrites it).
 
-    The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, OH*OW*N), plus the bias.
+    The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, OH*OW*N), plus the bias,
+    computed band by band of output rows as the windows are unfolded (:data:`BAND_BYTES`). With
+    ``keep_cols=False`` (inference: no backward pass follows) the bands share one small buffer and
+    ``cols`` is ``None``: the whole matrix (78 MB for C1 at batch 1000) is never written.
 
     Explained in chapter 2 (book/ch02_convolution.ipynb).
     """
@@ -437,14 +502,17 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None):
         raise ValueError(f"x has {x.shape[1]} channels but W expects {C} (x shape {x.shape})")
     N = x.shape[0]
     kernel, _, padding, OH, OW = conv_geometry(x.shape, (KH, KW), stride, padding)
+    out = np.empty((F, OH, OW, N), dtype=np.result_type(W, x))
+    Wm, out_m, bias = W.reshape(F, -1), out.reshape(F, -1), b.reshape(F, 1)
     if _whole_image(x.shape, kernel, padding):                     # one window per image: x itself
         cols = _padded_batch_last(x, padding, workspace, "cols").reshape(C * KH * KW, N)
-    else:
-        cols = unfold(x, kernel, stride, padding, workspace=workspace,
-                      out=_scratch(workspace, "cols", (C * KH * KW, OH * OW * N), x.dtype))
-    out = np.empty((F, OH, OW, N), dtype=np.result_type(W, x))
-    np.matmul(W.reshape(F, -1), cols, out=out.reshape(F, -1))     # (F, K) @ (K, OH*OW*N)
-    out += b.reshape(F, 1, 1, 1)
+        np.matmul(Wm, cols, out=out_m)
+        out_m += bias
+        return out.transpose(3, 0, 1, 2), cols if keep_cols else None
+    cols = _scratch(workspace, "cols", (C * KH * KW, OH * OW * N), x.dtype) if keep_cols else None
+    for band, matrix in _unfold_bands(x, kernel, stride, padding, cols, workspace):
+        np.matmul(Wm, matrix, out=out_m[:, band])                 # (F, K) @ (K, band), from the cache
+        out_m[:, band] += bias
     return out.transpose(3, 0, 1, 2), cols
 
 
@@ -472,9 +540,18 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *
         return None, dW, db
     if _whole_image(x_shape, kernel, padding):                     # one window per image: no fold
         return (W.reshape(F, -1).T @ d).reshape(C, H, Wd, N).transpose(3, 0, 1, 2), dW, db
-    dcols = _scratch(workspace, "dcols", cols.shape, np.result_type(W, d))
-    np.matmul(W.reshape(F, -1).T, d, out=dcols)                    # (K, F) @ (F, OH*OW*N)
-    return fold(dcols, x_shape, kernel, stride, padding), dW, db
+    # the column gradients W^T d, (K, OH*OW*N), one band of output rows at a time, each folded back
+    # onto its windows while it is in the cache
+    (ph, pw), dtype = padding, np.result_type(W, d)
+    dxp = new_batch_last((N, C, H + 2 * ph, Wd + 2 * pw), dtype, fill=0)
+    bands = _bands(OH, OW, N, cols.shape[0] * dtype.itemsize)
+    widest = max(band.stop - band.start for _, _, band in bands)
+    dcols = _scratch(workspace, "dcols", (cols.shape[0], widest), dtype)
+    for band in bands:
+        dband = dcols[:, :band[2].stop - band[2].start]
+        np.matmul(W.reshape(F, -1).T, d[:, band[2]], out=dband)  # (K, F) @ (F, band)
+        _fold_band(dxp, dband, band, kernel, stride)
+    return dxp[:, :, ph:ph + H, pw:pw + Wd], dW, db
 
 
 def _pool_geometry(x_shape, kernel_size, stride):

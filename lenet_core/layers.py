@@ -11,6 +11,8 @@ Every layer follows one small contract (chapter 4 derives each backward pass):
 - ``describe()`` and ``parameter_formula()`` give the layer's row of :func:`lenet_core.summary.summary`;
 - ``need_input_grad``: set it to ``False`` (best through :func:`input_grad`) when nobody reads the
   returned dL/dx; a layer may then skip computing it and return ``None``.
+- ``need_backward``: set it to ``False`` (best through :func:`no_grad`) when no backward pass
+  follows the forward passes (prediction); a layer may then skip keeping what ``backward`` needs.
 - ``gauss_newton(d2out)`` is the backward pass of second derivatives that SDLM needs (chapter 11):
   from the per-sample diagonal ``d2E/dy^2`` it returns ``(d2E/dx^2, {name: h})``, squared weights,
   squared inputs and squared derivatives in place of the plain ones (Gauss-Newton: the curvature of
@@ -35,7 +37,7 @@ import numpy as np
 from . import functional
 
 __all__ = ["Layer", "Conv2d", "AvgPool2d", "MaxPool2d", "Linear", "Tanh", "ReLU", "Sigmoid", "Flatten",
-           "input_grad", "lecun_uniform"]
+           "input_grad", "no_grad", "lecun_uniform"]
 
 
 def _rng(seed_or_rng) -> np.random.Generator:
@@ -90,6 +92,7 @@ class Layer(Cached):
 
     elementwise = False
     need_input_grad = True
+    need_backward = True
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
@@ -160,6 +163,28 @@ def input_grad(model: Layer, needed: bool = True):
         model.need_input_grad = saved
 
 
+@contextmanager
+def no_grad(model: Layer):
+    """Within the block, ``model`` and every layer in it only run forward passes (as under
+    ``torch.no_grad()``): a layer may then skip keeping what ``backward`` needs, and a ``backward``
+    after such a forward raises ``RuntimeError``. Prediction and evaluation use it (the convolutions
+    then never write their whole unfolded matrix). The flags are restored on exit.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
+    layers = [model]
+    for layer in layers:                                   # the model and, nested, all its layers
+        layers.extend(getattr(layer, "layers", {}).values())
+    saved = [layer.need_backward for layer in layers]
+    for layer in layers:
+        layer.need_backward = False
+    try:
+        yield model
+    finally:
+        for layer, flag in zip(layers, saved):
+            layer.need_backward = flag
+
+
 class Conv2d(Layer):
     """2-D convolution (cross-correlation), vectorised: one batched matrix product over unfolded windows.
 
@@ -168,7 +193,8 @@ class Conv2d(Layer):
     Parameters: ``W`` (out_channels, in_channels, kh, kw), ``b`` (out_channels,).
     ``cache``: ``cols`` (the unfolded windows, :func:`~lenet_core.functional.unfold`; they live in
     the workspace and are overwritten by the next forward) and ``x_shape``.
-    With ``need_input_grad = False`` the backward pass skips dL/dx (the fold) and returns ``None``.
+    With ``need_input_grad = False`` the backward pass skips dL/dx (the fold) and returns ``None``;
+    with ``need_backward = False`` (:func:`no_grad`) the forward pass keeps no ``cols`` (``None``).
 
     The unfolded windows and their gradient live in a :class:`~lenet_core.functional.Workspace`
     that is reused from batch to batch; what ``forward`` and ``backward`` return is always a new array,
@@ -200,14 +226,22 @@ class Conv2d(Layer):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}")
         W, b = self.params["W"], self.params["b"]
-        out, cols = functional.conv2d(x, W, b, self.stride, self.padding, workspace=self.workspace)
+        out, cols = functional.conv2d(x, W, b, self.stride, self.padding, workspace=self.workspace,
+                                      keep_cols=self.need_backward)
         self.cache = {"cols": cols, "x_shape": x.shape}
         return out
+
+    def _cols(self):
+        """The cached windows; ``RuntimeError`` if the last forward ran under :func:`no_grad`."""
+        cols = self.cache["cols"]
+        if cols is None:
+            raise RuntimeError(f"{self!r}: backward after a forward pass under no_grad (nothing was kept)")
+        return cols
 
     def backward(self, dout):
         W, cache = self.params["W"], self.cache
         dx, self.grads["W"], self.grads["b"] = functional.conv2d_backward(
-            dout, cache["cols"], cache["x_shape"], W, self.stride, self.padding,
+            dout, self._cols(), cache["x_shape"], W, self.stride, self.padding,
             need_dx=self.need_input_grad, workspace=self.workspace)
         return dx
 
@@ -232,7 +266,7 @@ class Conv2d(Layer):
     def gauss_newton(self, d2out):
         """The backward pass with squared windows and squared weights (skips d2x without ``need_input_grad``)."""
         cache = self.cache
-        cols, W = cache["cols"], self.params["W"]
+        cols, W = self._cols(), self.params["W"]
         squared = np.ascontiguousarray(cols * cols)                  # C5's cols are a transposed view
         d2x, hW, hb = functional.conv2d_backward(d2out, squared, cache["x_shape"], W * W, self.stride,
                                                  self.padding, need_dx=self.need_input_grad)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._files import atomic_write, read_json
 from .data import batches, gather, random_shift
-from .layers import input_grad
+from .layers import input_grad, no_grad
 from .losses import SoftmaxCrossEntropy, softmax
 from .optim import make_optimizer, make_scheduler
 
@@ -275,8 +275,9 @@ EVAL_BATCH = 256
 
 def _logits(model, x, batch_size):
     dtype = model.dtype
-    return np.concatenate([model.forward(gather(x, slice(i, i + batch_size), dtype))
-                           for i in range(0, len(x), batch_size)])
+    with no_grad(model):                           # forward passes only: nothing kept for backward
+        return np.concatenate([model.forward(gather(x, slice(i, i + batch_size), dtype))
+                               for i in range(0, len(x), batch_size)])
 
 
 def predict_proba(model, x, batch_size=EVAL_BATCH) -> np.ndarray:

@@ -158,6 +158,25 @@ def test_engine_outputs_are_stored_batch_last_and_read_without_a_copy(rng):
     assert functional.batch_last(dx)                                        # the gradient keeps dout's layout
 
 
+@pytest.mark.parametrize("band_bytes", [1, 1000, 4000, 20000])
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding", [((5, 3, 9, 7), (4, 3, 2), 2, 1),
+                                                            ((4, 2, 10, 10), (3, 5, 5), 1, 0)])
+def test_conv_in_bands_equals_naive(rng, monkeypatch, band_bytes, x_shape, w_shape, stride, padding):
+    """Small bands (one output position, parts of a row, several rows) give the naive results:
+    forward, input gradient folded band by band, and weight gradient."""
+    monkeypatch.setattr(functional, "BAND_BYTES", band_bytes)
+    x = rng.standard_normal(x_shape)
+    W = rng.standard_normal((w_shape[0], x_shape[1], *w_shape[1:]))
+    b = rng.standard_normal(w_shape[0])
+    out, cols = functional.conv2d(x, W, b, stride, padding)
+    assert close(out, functional.conv2d_naive(x, W, b, stride, padding))
+    assert np.array_equal(cols, functional.unfold(x, w_shape[1:], stride, padding))
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(functional.conv2d_backward(dout, cols, x.shape, W, stride, padding),
+                         functional.conv2d_backward_naive(dout, x, W, stride, padding)):
+        assert close(got, want)
+
+
 def test_unfold_into_a_buffer_and_reject_a_wrong_one(rng):
     x = rng.standard_normal((3, 2, 6, 6))
     buffer = np.full((2 * 9, 3 * 16), np.nan)

@@ -8,7 +8,7 @@ import torch
 from lenet_core import (AvgPool2d, Conv2d, Flatten, LeNet5, Linear, MaxPool2d, ReLU, Sequential, Sigmoid,
                         Tanh)
 from lenet_core.gradcheck import check_layer
-from lenet_core.layers import Layer, input_grad
+from lenet_core.layers import Layer, input_grad, no_grad
 
 LAYERS = [
     (lambda: Conv2d(2, 3, 3, rng=0, dtype=np.float64), (2, 2, 6, 6)),
@@ -57,6 +57,21 @@ def test_input_grad_switches_the_first_layer_and_restores_it(rng):
             assert model.backward(dout).shape == x.shape
         assert model.need_input_grad is False
     assert model.need_input_grad is True and model["C1"].need_input_grad is True
+
+
+def test_no_grad_gives_the_same_outputs_keeps_nothing_and_restores_the_flags(rng):
+    model = LeNet5(dtype=np.float64)
+    nested = Sequential(("net", model))
+    x = rng.standard_normal((3, 1, 32, 32))
+    with no_grad(nested):
+        assert not any(layer.need_backward for layer in [nested, *model])
+        logits = nested.forward(x)
+        assert model["C1"].cache["cols"] is None and "cols" not in model["C3"].workspace._buffers
+        with pytest.raises(RuntimeError, match="backward after a forward pass under no_grad"):
+            nested.backward(np.ones((3, 10)))
+    assert all(layer.need_backward for layer in [nested, *model])
+    assert np.allclose(logits, model.forward(x), rtol=0, atol=1e-12)
+    assert model.backward(np.ones((3, 10))).shape == x.shape       # trains again as before
 
 
 def test_layers_describe_themselves():
