@@ -25,8 +25,8 @@ The record states how loaded the machine was: the 1-minute load average before a
 time that other processes used while it ran (in cores, from ``/proc/stat``), plus the thread counts and
 whether ``OPENBLAS_CORETYPE`` was set (``machine``).
 
-    python benchmarks/bench_epoch.py              # writes results/bench_epoch.json
-    python benchmarks/bench_epoch.py --quick --out /tmp/bench_epoch.json    # a smoke run (never to results/)
+    python -m benchmarks.bench_epoch              # writes results/bench_epoch.json
+    python -m benchmarks.bench_epoch --quick --out /tmp/bench_epoch.json    # a smoke run (never to results/)
 
 Speed is not a test: no test reads these numbers; the book and READMEs quote the record.
 """
@@ -52,7 +52,7 @@ from lenet_core.data import load_mnist, prepare
 from lenet_core.records import RECORDS_DIR, write_record
 from lenet_core.train import DEFAULT_RECIPE, fit, predict
 from lenet_core.twin import fit_torch, recipe_optimizer, to_torch
-from machine_load import LoadMeter, thread_counts
+from benchmarks.machine_load import LoadMeter, thread_counts
 
 #: the command line's optimizer settings, for every side (constant rate within an epoch)
 RECIPE = dict(optimizer="momentum", lr=DEFAULT_RECIPE["lr"], weight_decay=DEFAULT_RECIPE["weight_decay"],

@@ -7,8 +7,8 @@ The figure is the wall-clock time of ``python -m lenet_core.grading grade``'s wo
 autograde of every submission (each graded in its own bubblewrap sandbox, sandbox start-up
 included), then the feedback pages, then the CSV. No MNIST is needed.
 
-    python benchmarks/bench_grading.py     # writes results/bench_grading.json (run nothing else heavy meanwhile)
-    python benchmarks/bench_grading.py --quick --out /tmp/bench_grading.json
+    python -m benchmarks.bench_grading     # writes results/bench_grading.json (run nothing else heavy meanwhile)
+    python -m benchmarks.bench_grading --quick --out /tmp/bench_grading.json
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ weights of each seed, and records:
 - the accuracy on the page's 300 stored test digits (x_test[:300]) after that one pass, and the
   last validation accuracy, per seed, with their mean and sample standard deviation.
 
-    python benchmarks/bench_js_training.py                                      # results/bench_js_training.json
-    python benchmarks/bench_js_training.py --quick --out /tmp/bench_js.json     # a smoke run (never to results/)
+    python -m benchmarks.bench_js_training                                      # results/bench_js_training.json
+    python -m benchmarks.bench_js_training --quick --out /tmp/bench_js.json     # a smoke run (never to results/)
 
 Speed is not a test: no test reads these numbers.
 """
@@ -33,6 +33,7 @@ from pathlib import Path
 
 from lenet_core.data import load_mnist
 from lenet_core.records import RECORDS_DIR, machine_info, write_record
+from tools.export_weights_js import digits_scripts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,10 +81,6 @@ RUN_JS = """async ([settings, images]) => {
 
 def write_assets(folder: Path, mnist) -> Path:
     """The page's scripts in `folder`, as the book build writes them, and a page that loads them."""
-    if str(REPO) not in sys.path:                     # tools/ is a package of the repository's root
-        sys.path.insert(0, str(REPO))
-    from tools.export_weights_js import digits_scripts
-
     for name in ("lenet5.js", "lenet5_weights.js"):
         shutil.copy(LIVE / name, folder / name)
     for name, text in digits_scripts(mnist).items():

@@ -18,8 +18,8 @@ alternating in blocks of a quarter of the repeats, so that a slow spell of the s
 all of them. (Alternating them layer by layer would not be fair to either: each library's threads keep
 spinning for a while after their last operation and would take the cores from the other's.)
 
-    python benchmarks/bench_layers.py          # writes results/bench_layers.json
-    python benchmarks/bench_layers.py --quick --out /tmp/bench_layers.json
+    python -m benchmarks.bench_layers          # writes results/bench_layers.json
+    python -m benchmarks.bench_layers --quick --out /tmp/bench_layers.json
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from lenet_core import LeNet5
 from lenet_core.layers import input_grad
 from lenet_core.records import RECORDS_DIR, write_record
 from lenet_core.twin import to_torch
-from machine_load import LoadMeter, thread_counts
+from benchmarks.machine_load import LoadMeter, thread_counts
 
 
 def _torch_layers(net):

@@ -3,8 +3,8 @@
 Runs ``python -m lenet_core train --epochs 10`` (the default recipe, all 60,000 images) as a child
 process and reads its peak resident memory from the operating system (``getrusage`` of the children).
 
-    python benchmarks/bench_memory.py          # writes results/bench_memory.json
-    python benchmarks/bench_memory.py --quick --out /tmp/bench_memory.json
+    python -m benchmarks.bench_memory          # writes results/bench_memory.json
+    python -m benchmarks.bench_memory --quick --out /tmp/bench_memory.json
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from lenet_core.records import RECORDS_DIR, write_record
-from machine_load import LoadMeter
+from benchmarks.machine_load import LoadMeter
 
 REPO = Path(__file__).resolve().parents[1]
 
