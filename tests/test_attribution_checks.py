@@ -2,9 +2,6 @@
 SSIM (hand-checked cases and independent brute-force versions), layer re-initialisation, pixel orders,
 deletion/insertion curves and their area; and experiments/attribution_checks.py in --quick mode."""
 
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +14,7 @@ from lenet_core.attribution.checks import (CASCADE, METHOD_NAMES, cascading_rand
 from lenet_core.data import prepare
 from lenet_core.losses import softmax
 
-from conftest import REPO
+from conftest import REPO, run_quick
 
 WEIGHTS = REPO / "book" / "weights" / "lenet5.npz"
 
@@ -178,11 +175,7 @@ def test_standard_methods_are_seeded_and_shaped(mnist):
 # ----------------------------------------------------------------------------------------------
 
 def test_attribution_checks_script_quick(tmp_path):
-    out = tmp_path / "attribution_checks.json"
-    result = subprocess.run([sys.executable, "-m", "experiments.attribution_checks", "--quick",
-                             "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-3000:]
-    record = json.loads(out.read_text())
+    record = run_quick("attribution_checks", tmp_path / "attribution_checks.json", timeout=600)
     assert record["quick"] is True
     res = record["results"]
     assert set(res["sanity"]["methods"]) == set(METHOD_NAMES)

@@ -1,18 +1,13 @@
 """experiments/headline_seeds.py: its quick mode runs the whole code path and writes a sound record;
 its McNemar test is the exact binomial test."""
 
-import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import run_quick
 from experiments import headline_seeds
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_mcnemar_counts_discordant_pairs_and_gives_the_exact_p():
@@ -34,11 +29,7 @@ def test_mean_sd_is_the_sample_sd():
 
 
 def test_quick_run_writes_a_quick_record(tmp_path):
-    out = tmp_path / "headline.json"
-    proc = subprocess.run([sys.executable, "-m", "experiments.headline_seeds", "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    record = json.loads(out.read_text())
+    record = run_quick("headline_seeds", tmp_path / "headline.json")
     assert record["quick"] is True
     res = record["results"]
     assert set(res["runs"]) == {"default", "augmented", "twin", "no_weight_decay"}

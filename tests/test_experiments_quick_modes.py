@@ -1,23 +1,18 @@
 """The quick modes of the 1998 experiments (experiments/train_1998.py, ablation.py, distortion_probe.py,
 sdlm_experiments.py, per_pattern_1998.py): the code path and a sound record, not the numbers."""
 
-import json
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_quick
 
 
 @pytest.mark.parametrize("script", ["train_1998", "ablation", "distortion_probe", "sdlm_experiments",
                                     "per_pattern_1998"])
 def test_script_quick_mode(tmp_path, script):
-    out = tmp_path / "record.json"
-    result = subprocess.run([sys.executable, "-m", f"experiments.{script}", "--quick", "--out", str(out)],
-                            capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-2000:]
-    record = json.loads(out.read_text())
+    record = run_quick(script, tmp_path / "record.json")
     assert record["quick"] is True and record["results"]["complete"] is True
     assert record["command"].split()[1:3] == ["-m", f"experiments.{script}"]      # as typed, rerunnable
     refused = subprocess.run([sys.executable, "-m", f"experiments.{script}", "--quick"],

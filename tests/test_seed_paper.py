@@ -1,8 +1,5 @@
 """lenet_core.seed_paper: the seed paper's Appendix B pipeline, and experiments/seed_ladder.py."""
 
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +9,7 @@ from lenet_core import seed_paper as S
 from lenet_core.gradcheck import check_layer, check_model, numerical_gradient, relative_error
 from lenet_core.losses import softmax
 
-from conftest import REPO
+from conftest import run_quick
 
 
 @pytest.fixture
@@ -173,11 +170,7 @@ def test_seed_init_uses_the_printed_fan_ins():
 
 
 def test_quick_ladder_runs_and_writes_a_record(tmp_path):
-    out = tmp_path / "seed_ladder.json"
-    proc = subprocess.run([sys.executable, "-m", "experiments.seed_ladder", "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    record = json.loads(out.read_text())
+    record = run_quick("seed_ladder", tmp_path / "seed_ladder.json")
     assert record["quick"] is True
     res = record["results"]
     assert res["paper"]["test_acc"] == 0.9027
@@ -195,11 +188,7 @@ def test_quick_ladder_runs_and_writes_a_record(tmp_path):
 
 
 def test_quick_put_back_writes_its_record(tmp_path):
-    out = tmp_path / "seed_putback.json"
-    proc = subprocess.run([sys.executable, "-m", "experiments.seed_ladder", "--quick", "--put-back",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    record = json.loads(out.read_text())
+    record = run_quick("seed_ladder", tmp_path / "seed_putback.json", "--put-back")
     assert record["quick"] is True
     variants = record["results"]["variants"]
     assert [v["key"] for v in variants] == ["double_softmax", "conv_grads_discarded", "printed_conv_backward",
