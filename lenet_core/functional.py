@@ -289,22 +289,27 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 # - ``unfold`` puts the windows in the columns of ONE matrix for the whole batch, (C*KH*KW, OH*OW*N),
 #   so a layer is a few large matrix products (OpenBLAS is at its best on large products, not on N
 #   small ones), copied from a strided view of every window in one call.
-# - When that matrix is larger than :data:`BAND_BYTES` (C1's is 78 MB at batch 1000), the convolution
-#   unfolds it band by band of output rows and multiplies each band as soon as it is written, while it
-#   is still in the cache; under :func:`lenet_core.layers.no_grad` (prediction) the bands share one
-#   buffer, so the whole matrix is never written. Bands are few on purpose: every matrix product is a
-#   point where OpenBLAS's threads wait for each other, and on the shared 2-core machine, with another
-#   process on the second core, many small products are far slower than one large one.
+# - The forward pass unfolds the windows band by band of output positions (:data:`FORWARD_BAND_BYTES`
+#   of windows at a time) and multiplies each band as soon as it is written, while it is still in the
+#   core's cache; under :func:`lenet_core.layers.no_grad` (prediction) the bands share one small
+#   buffer, so the whole matrix (78 MB for C1 at batch 1000) is never written. The engine runs one
+#   BLAS thread per shard of the batch (:mod:`lenet_core.parallel`), so a small product costs no
+#   waiting between threads.
 # - The input gradient is the product ``W.reshape(F, -1).T @ dout`` (the column gradients) folded back
-#   onto the windows, band by band too: 25 slice additions per band for a 5x5 kernel, each over long
-#   contiguous rows.
+#   onto the windows, in bands of :data:`BAND_BYTES`: 25 slice additions per band for a 5x5 kernel,
+#   each over long contiguous rows, so these bands are large.
 # - Scratch arrays live in a :class:`Workspace` and are reused from one call to the next; arrays that
 #   are returned to the caller are always new.
 # ----------------------------------------------------------------------------------------------
 
-#: bytes of unfolded windows the fast convolution handles at a time (a band of output rows): LeNet's
+#: bytes of column gradients the backward pass folds at a time (a band of output rows): LeNet's
 #: layers at batch 256 fit in one band (C1's matrix is 20 MB), batch 1000 takes two or three
 BAND_BYTES = 32 << 20
+
+#: bytes of unfolded windows the forward pass multiplies at a time: measured on the 2-core Xeon
+#: (1 MiB of L2 cache per core) with one BLAS thread, C1's forward pass at 32 images takes half the
+#: time it takes in one band (benchmarks/bench_layers.py); C3's hardly changes
+FORWARD_BAND_BYTES = 512 << 10
 
 
 class Workspace:
@@ -412,14 +417,14 @@ def unfold(x, kernel_size, stride=1, padding=0, out=None, *, workspace=None):
     return out
 
 
-def _bands(OH: int, OW: int, N: int, window_bytes: int):
-    """Bands of output positions whose unfolded windows take at most :data:`BAND_BYTES` (at least
+def _bands(OH: int, OW: int, N: int, window_bytes: int, limit: int):
+    """Bands of output positions whose unfolded windows take at most ``limit`` bytes (at least
     one position each): ``(rows, cols, columns)``, the slices of output rows and columns of the band
     and of its columns in :func:`unfold`'s matrix (always contiguous). Whole rows when a row fits,
     else pieces of one row. ``window_bytes``: the bytes of one image's unfolded window.
     """
     position = max(1, N * window_bytes)                            # one output position, every image
-    rows, width = max(1, BAND_BYTES // (OW * position)), max(1, BAND_BYTES // position)
+    rows, width = max(1, limit // (OW * position)), max(1, limit // position)
     if rows > 1 or width >= OW:
         pieces = [(slice(i, min(i + rows, OH)), slice(0, OW)) for i in range(0, OH, rows)]
     else:
@@ -444,7 +449,7 @@ def _unfold_bands(x, kernel, stride, padding, cols, workspace):
     windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, :sh * OH:sh, :sw * OW:sw]
     windows = windows.transpose(0, 4, 5, 1, 2, 3)                  # (C, KH, KW, OH, OW, N)
     whole = None if cols is None else cols.reshape(C, kh, kw, OH, OW, N)
-    for rows, columns, flat in _bands(OH, OW, N, K * xp.itemsize):
+    for rows, columns, flat in _bands(OH, OW, N, K * xp.itemsize, FORWARD_BAND_BYTES):
         if whole is None:
             matrix = _scratch(workspace, "band", (K, flat.stop - flat.start), xp.dtype)
             target = matrix.reshape(C, kh, kw, rows.stop - rows.start, columns.stop - columns.start, N)
@@ -490,7 +495,7 @@ def conv2d(x, W, b, stride=1, padding=0, *, workspace=None, keep_cols=True):
     call (``cols`` is one of them: the next call overwrites it).
 
     The whole layer is one matrix product: ``W.reshape(F, -1) @ cols`` (F, OH*OW*N), plus the bias,
-    computed band by band of output rows as the windows are unfolded (:data:`BAND_BYTES`). With
+    computed band by band of output rows as the windows are unfolded (:data:`FORWARD_BAND_BYTES`). With
     ``keep_cols=False`` (inference: no backward pass follows) the bands share one small buffer and
     ``cols`` is ``None``: the whole matrix (78 MB for C1 at batch 1000) is never written.
 
@@ -540,11 +545,11 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *
         return None, dW, db
     if _whole_image(x_shape, kernel, padding):                     # one window per image: no fold
         return (W.reshape(F, -1).T @ d).reshape(C, H, Wd, N).transpose(3, 0, 1, 2), dW, db
-    # the column gradients W^T d, (K, OH*OW*N), one band of output rows at a time, each folded back
-    # onto its windows while it is in the cache
     (ph, pw), dtype = padding, np.result_type(W, d)
     dxp = new_batch_last((N, C, H + 2 * ph, Wd + 2 * pw), dtype, fill=0)
-    bands = _bands(OH, OW, N, cols.shape[0] * dtype.itemsize)
+    # the column gradients W^T d, (K, OH*OW*N), one band of output rows at a time, each folded back
+    # onto its windows while it is in the cache
+    bands = _bands(OH, OW, N, cols.shape[0] * dtype.itemsize, BAND_BYTES)
     widest = max(band.stop - band.start for _, _, band in bands)
     dcols = _scratch(workspace, "dcols", (cols.shape[0], widest), dtype)
     for band in bands:

@@ -13,6 +13,9 @@ Every layer follows one small contract (chapter 4 derives each backward pass):
   returned dL/dx; a layer may then skip computing it and return ``None``.
 - ``need_backward``: set it to ``False`` (best through :func:`no_grad`) when no backward pass
   follows the forward passes (prediction); a layer may then skip keeping what ``backward`` needs.
+- ``replicate()`` returns a layer that computes with the same parameter arrays but keeps its own
+  cache, gradients and scratch space: :class:`lenet_core.parallel.DataParallel` runs one on each
+  shard of a batch, in its own thread.
 - ``gauss_newton(d2out)`` is the backward pass of second derivatives that SDLM needs (chapter 11):
   from the per-sample diagonal ``d2E/dy^2`` it returns ``(d2E/dx^2, {name: h})``, squared weights,
   squared inputs and squared derivatives in place of the plain ones (Gauss-Newton: the curvature of
@@ -30,6 +33,7 @@ neither saturates nor stays linear.
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 
 import numpy as np
@@ -37,7 +41,7 @@ import numpy as np
 from . import functional
 
 __all__ = ["Layer", "Conv2d", "AvgPool2d", "MaxPool2d", "Linear", "Tanh", "ReLU", "Sigmoid", "Flatten",
-           "input_grad", "no_grad", "lecun_uniform"]
+           "input_grad", "no_grad", "all_layers", "lecun_uniform"]
 
 
 def _rng(seed_or_rng) -> np.random.Generator:
@@ -124,6 +128,17 @@ class Layer(Cached):
                 group[name] = value.astype(dtype)
         return self
 
+    def replicate(self) -> "Layer":
+        """A copy that shares this layer's parameter arrays (``params`` is the same dict) but has its own
+        cache, gradients and scratch space, so it can run on other images in another thread
+        (:class:`~lenet_core.parallel.DataParallel`). Its flags are copied; its gradients start empty.
+
+        Explained in chapter 8 (book/ch08_pytorch_twin.ipynb).
+        """
+        twin = copy.copy(self)
+        twin.grads, twin._cache = {}, None
+        return twin
+
     def _zero_grads(self) -> None:
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 
@@ -163,6 +178,15 @@ def input_grad(model: Layer, needed: bool = True):
         model.need_input_grad = saved
 
 
+def all_layers(model: Layer) -> list[Layer]:
+    """``model`` and, nested, every layer in it (a :class:`~lenet_core.model.Sequential`'s ``layers``),
+    parents before children, in the order of ``layers``."""
+    layers = [model]
+    for layer in layers:
+        layers.extend(getattr(layer, "layers", {}).values())
+    return layers
+
+
 @contextmanager
 def no_grad(model: Layer):
     """Within the block, ``model`` and every layer in it only run forward passes (as under
@@ -172,9 +196,7 @@ def no_grad(model: Layer):
 
     Explained in chapter 6 (book/ch06_training.ipynb).
     """
-    layers = [model]
-    for layer in layers:                                   # the model and, nested, all its layers
-        layers.extend(getattr(layer, "layers", {}).values())
+    layers = all_layers(model)
     saved = [layer.need_backward for layer in layers]
     for layer in layers:
         layer.need_backward = False
@@ -230,6 +252,12 @@ class Conv2d(Layer):
                                       keep_cols=self.need_backward)
         self.cache = {"cols": cols, "x_shape": x.shape}
         return out
+
+    def replicate(self):
+        """A :meth:`Layer.replicate` with its own :class:`~lenet_core.functional.Workspace`."""
+        twin = super().replicate()
+        twin.workspace = functional.Workspace()
+        return twin
 
     def _cols(self):
         """The cached windows; ``RuntimeError`` if the last forward ran under :func:`no_grad`."""

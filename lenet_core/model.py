@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,13 @@ class Sequential(Layer):
 
     def describe(self) -> str:
         return f"sequential of {len(self.layers)} layers"
+
+    def replicate(self) -> "Sequential":
+        """A Sequential of every layer's :meth:`~lenet_core.layers.Layer.replicate`, under the same names:
+        the same parameter arrays, its own caches, gradients and scratch space."""
+        twin = copy.copy(self)
+        twin.layers = {name: layer.replicate() for name, layer in self.layers.items()}
+        return twin
 
     def __getitem__(self, name: str) -> Layer:
         return self.layers[name]

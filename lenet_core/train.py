@@ -19,6 +19,7 @@ from .data import batches, gather, random_shift
 from .layers import input_grad, no_grad
 from .losses import SoftmaxCrossEntropy, softmax
 from .optim import make_optimizer, make_scheduler
+from .parallel import DataParallel
 
 __all__ = ["History", "DivergenceError", "DIVERGENCE_FACTOR", "fit", "train_loop", "evaluate", "predict",
            "predict_proba", "random_shift", "gather", "check_data", "DEFAULT_RECIPE"]
@@ -247,11 +248,11 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
     loss_fn = SoftmaxCrossEntropy() if loss_fn is None else loss_fn
 
     def forward(xb, yb):
-        logits = model.forward(xb)
+        logits = net.forward(xb)
         return loss_fn.forward(logits, yb), int((logits.argmax(axis=1) == yb).sum()), logits.shape[1]
 
     def update():
-        model.backward(loss_fn.backward())
+        net.backward(loss_fn.backward())
         optimizer.step(model.gradients())
 
     def settings():
@@ -260,7 +261,8 @@ def fit(model, x, y, *, epochs=10, batch_size=None, optimizer=None, scheduler=No
     def validate():
         return evaluate(model, *validation, loss_fn=loss_fn)
 
-    with input_grad(model, False):                 # nobody reads d(loss)/d(image) while training
+    # nobody reads d(loss)/d(image) while training; each batch runs as shards on the cores
+    with input_grad(model, False), DataParallel(model) as net:
         return train_loop(forward, update, x, y, epochs=epochs, batch_size=batch_size, dtype=model.dtype,
                           optimizer_settings=settings, scheduler=scheduler,
                           validate=validate if validation is not None else None, augment=augment,
@@ -275,8 +277,8 @@ EVAL_BATCH = 256
 
 def _logits(model, x, batch_size):
     dtype = model.dtype
-    with no_grad(model):                           # forward passes only: nothing kept for backward
-        return np.concatenate([model.forward(gather(x, slice(i, i + batch_size), dtype))
+    with no_grad(model), DataParallel(model) as net:   # forward passes only, shards on the cores
+        return np.concatenate([net.forward(gather(x, slice(i, i + batch_size), dtype))
                                for i in range(0, len(x), batch_size)])
 
 

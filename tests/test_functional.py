@@ -165,6 +165,7 @@ def test_conv_in_bands_equals_naive(rng, monkeypatch, band_bytes, x_shape, w_sha
     """Small bands (one output position, parts of a row, several rows) give the naive results:
     forward, input gradient folded band by band, and weight gradient."""
     monkeypatch.setattr(functional, "BAND_BYTES", band_bytes)
+    monkeypatch.setattr(functional, "FORWARD_BAND_BYTES", band_bytes)
     x = rng.standard_normal(x_shape)
     W = rng.standard_normal((w_shape[0], x_shape[1], *w_shape[1:]))
     b = rng.standard_normal(w_shape[0])
