@@ -214,7 +214,9 @@ class Conv2d(Layer):
     x: (N, in_channels, H, W) -> (N, out_channels, OH, OW), OH = (H + 2*padding - kh) // stride + 1.
     Parameters: ``W`` (out_channels, in_channels, kh, kw), ``b`` (out_channels,).
     ``cache``: ``cols`` (the unfolded windows, :func:`~lenet_core.functional.unfold`; they live in
-    the workspace and are overwritten by the next forward) and ``x_shape``.
+    the workspace and are overwritten by the next forward), ``x`` and ``x_shape``. A layer with
+    fewer than :data:`~lenet_core.functional.KEEP_WINDOWS_FROM` output channels keeps its input
+    ``x`` instead of ``cols`` (``None``), and its backward pass unfolds the windows again.
     With ``need_input_grad = False`` the backward pass skips dL/dx (the fold) and returns ``None``;
     with ``need_backward = False`` (:func:`no_grad`) the forward pass keeps no ``cols`` (``None``).
 
@@ -248,9 +250,10 @@ class Conv2d(Layer):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W), got shape {x.shape}")
         W, b = self.params["W"], self.params["b"]
+        keep = self.need_backward and self.out_channels >= functional.KEEP_WINDOWS_FROM
         out, cols = functional.conv2d(x, W, b, self.stride, self.padding, workspace=self.workspace,
-                                      keep_cols=self.need_backward)
-        self.cache = {"cols": cols, "x_shape": x.shape}
+                                      keep_cols=keep)
+        self.cache = {"cols": cols, "x": x if self.need_backward and not keep else None, "x_shape": x.shape}
         return out
 
     def replicate(self):
@@ -259,18 +262,29 @@ class Conv2d(Layer):
         twin.workspace = functional.Workspace()
         return twin
 
-    def _cols(self):
-        """The cached windows; ``RuntimeError`` if the last forward ran under :func:`no_grad`."""
-        cols = self.cache["cols"]
-        if cols is None:
+    def _kept(self):
+        """``(cols, x)`` of the last forward pass, one of them ``None`` (see
+        :data:`~lenet_core.functional.KEEP_WINDOWS_FROM`); ``RuntimeError`` if the last forward ran
+        under :func:`no_grad`."""
+        cache = self.cache
+        if cache["cols"] is None and cache["x"] is None:
             raise RuntimeError(f"{self!r}: backward after a forward pass under no_grad (nothing was kept)")
-        return cols
+        return cache["cols"], cache["x"]
+
+    def _cols(self):
+        """The windows of the last forward pass (unfolded again when only its input was kept)."""
+        cols, x = self._kept()
+        return cols if cols is not None else functional.unfold(x, self.kernel_size, self.stride, self.padding)
+
+    def gradients_of(self, dout, need_dx: bool):
+        """``(dx, dW, db)`` of the last forward pass (:func:`~lenet_core.functional.conv2d_backward`;
+        ``dx`` is ``None`` unless ``need_dx``), without storing them."""
+        cols, x = self._kept()
+        return functional.conv2d_backward(dout, cols, self.cache["x_shape"], self.params["W"], self.stride,
+                                          self.padding, need_dx=need_dx, workspace=self.workspace, x=x)
 
     def backward(self, dout):
-        W, cache = self.params["W"], self.cache
-        dx, self.grads["W"], self.grads["b"] = functional.conv2d_backward(
-            dout, self._cols(), cache["x_shape"], W, self.stride, self.padding,
-            need_dx=self.need_input_grad, workspace=self.workspace)
+        dx, self.grads["W"], self.grads["b"] = self.gradients_of(dout, self.need_input_grad)
         return dx
 
     def describe(self):

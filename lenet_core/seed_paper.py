@@ -257,14 +257,11 @@ class SeedConv2d(Conv2d):
         if self.input_grad == "true" and self.keep_grads:
             return super().backward(dout)
         if self.keep_grads:
-            _, self.grads["W"], self.grads["b"] = functional.conv2d_backward(
-                dout, cache["cols"], cache["x_shape"], W, self.stride, self.padding, need_dx=False)
+            _, self.grads["W"], self.grads["b"] = self.gradients_of(dout, need_dx=False)
         if not self.need_input_grad:
             return None
         if self.input_grad == "true":
-            dx, _, _ = functional.conv2d_backward(dout, cache["cols"], cache["x_shape"], W, self.stride,
-                                          self.padding, need_dx=True)
-            return dx
+            return self.gradients_of(dout, need_dx=True)[0]
         return conv_input_grad_as_printed(dout, W, cache["x_shape"], self.dout_padding, self.rotate_axes)
 
     def extra_repr(self):
