@@ -616,7 +616,9 @@ def _train(args, parser) -> int:
     _save_and_report(model, history, args, acc, loss, f"{args.epochs} epochs in {seconds:.0f}s")
     peak = _peak_memory_mib()
     if peak is not None:
-        print(f"peak memory (max RSS) {peak:.0f} MiB")
+        from .parallel import worker_private_mib as worker
+        print(f"peak memory (max RSS) {peak:.0f} MiB"
+              + (f", and {worker:.0f} MiB of its own in the worker process" if worker is not None else ""))
     return 0
 
 

@@ -180,7 +180,10 @@ def input_grad(model: Layer, needed: bool = True):
 
 def all_layers(model: Layer) -> list[Layer]:
     """``model`` and, nested, every layer in it (a :class:`~lenet_core.model.Sequential`'s ``layers``),
-    parents before children, in the order of ``layers``."""
+    parents before children, in the order of ``layers``.
+
+    Explained in chapter 6 (book/ch06_training.ipynb).
+    """
     layers = [model]
     for layer in layers:
         layers.extend(getattr(layer, "layers", {}).values())

@@ -53,6 +53,10 @@ MIN_WORKER_BATCH = 32
 _blas = None
 _open: list = []                                                   # the DataParallel blocks now open
 
+#: the most memory one worker process held that it did not share with this process (MiB), measured
+#: when it stopped (its scratch arrays only grow, so that is its peak); ``None`` before any worker
+worker_private_mib = None
+
 
 def _blas_controller():
     """threadpoolctl's view of the BLAS libraries loaded in this process (looked up once)."""
@@ -103,6 +107,16 @@ def _receive(conn) -> tuple[dict, np.ndarray | None]:
     return header, np.frombuffer(data, np.dtype(header["dtype"])).reshape(header["shape"])
 
 
+def _private_mib() -> float | None:
+    """Memory this process does not share with its parent (Linux's smaps_rollup), in MiB, or None."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            fields = dict(line.split(":", 1) for line in f if line.startswith("Private_"))
+    except OSError:
+        return None
+    return sum(int(v.split()[0]) for v in fields.values()) / 1024      # kB
+
+
 def _serve(conn, model: Layer, params: dict, grads: dict) -> None:
     """A worker's loop: forward and backward passes of ``model`` on the shards it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)                   # Ctrl-C is the parent's to handle
@@ -114,6 +128,7 @@ def _serve(conn, model: Layer, params: dict, grads: dict) -> None:
         except (EOFError, OSError):
             break                                                  # the parent is gone
         if header["op"] == "stop":
+            conn.send_bytes(json.dumps({"private_mib": _private_mib()}).encode())
             break
         try:
             if header["op"] == "forward":
@@ -169,9 +184,14 @@ class _Worker:
             raise RuntimeError(f"DataParallel: worker process {self.process.pid} ended unexpectedly") from None
 
     def stop(self) -> None:
+        """Stop the process; note the memory it did not share with this one (:data:`worker_private_mib`)."""
+        global worker_private_mib
         try:
             self.conn.send_bytes(json.dumps({"op": "stop"}).encode())
-        except OSError:
+            private = json.loads(self.conn.recv_bytes()).get("private_mib")
+            if private is not None:
+                worker_private_mib = max(worker_private_mib or 0.0, private)
+        except (OSError, EOFError, ValueError):
             pass
         self.process.join(timeout=10)
         if self.process.is_alive():
@@ -211,7 +231,9 @@ class DataParallel:
             optimizer.step(model.gradients())
 
     The shards follow the model's flags (:func:`~lenet_core.layers.input_grad`,
-    :func:`~lenet_core.layers.no_grad`) as they are at each ``forward``. Explained in chapter 8.
+    :func:`~lenet_core.layers.no_grad`) as they are at each ``forward``.
+
+    Explained in chapter 8 (book/ch08_pytorch_twin.ipynb).
     """
 
     def __init__(self, model: Layer, shards: int = SHARDS, workers: int | None = None):

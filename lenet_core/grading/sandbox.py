@@ -4,8 +4,9 @@
 ``bwrap`` sandbox that sees, read-only, only
 
 - the system's ``/usr`` (and ``/lib``, ``/lib64``, ``/bin``) and the Python runtime, with every
-  site-packages folder replaced by an empty one into which only NumPy (and, for a group that
-  needs it, PyTorch with its dependencies) is mounted;
+  site-packages folder replaced by an empty one into which only NumPy and threadpoolctl (which
+  :mod:`lenet_core.parallel` uses), and for a group that needs it PyTorch with its dependencies,
+  are mounted;
 - the student build of :mod:`lenet_core` for the assignment (:mod:`lenet_core.grading.build`);
 - the job: the answer cells as text, the cases' inputs (``.npz``) and the runner script.
 
@@ -144,7 +145,7 @@ def _bwrap_args(torch: bool, binds=()) -> list[str]:
     sites = _site_dirs()
     for d in sites:
         args += ["--tmpfs", str(d)]
-    wanted = ("numpy", "torch") if torch else ("numpy",)
+    wanted = ("numpy", "threadpoolctl") + (("torch",) if torch else ())
     for path in _distribution_paths(wanted):
         if any(path.parent == d for d in sites):
             args += ["--ro-bind", str(path), str(path)]
