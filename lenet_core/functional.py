@@ -306,17 +306,15 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 #: layers at batch 256 fit in one band (C1's matrix is 20 MB), batch 1000 takes two or three
 BAND_BYTES = 32 << 20
 
-#: bytes of unfolded windows the forward pass multiplies at a time: measured on the 2-core Xeon
-#: (1 MiB of L2 cache per core) with one BLAS thread, C1's forward pass at 32 images takes half the
-#: time it takes in one band (benchmarks/bench_layers.py); C3's hardly changes
+#: bytes of unfolded windows the forward pass multiplies at a time: small enough for a band to be
+#: in the core's cache when the product reads it (``benchmarks/bench_shards.py`` measures the sizes)
 FORWARD_BAND_BYTES = 512 << 10
 
 #: a convolution with at least this many output channels keeps its unfolded windows for the backward
 #: pass; one with fewer (LeNet's C1: 6) keeps its input and unfolds the windows again, band by band.
 #: Its products do few multiply-adds per window value (one per output channel), so reading a kept
-#: matrix back from memory costs more than unfolding it again from the small input. Measured with
-#: one BLAS thread: C1 (6 channels) at 32 images, forward and backward together 0.79 ms kept, 0.55 ms
-#: unfolded again; C3 (16 channels) the other way round, 0.56 ms kept, 0.62 ms unfolded again
+#: matrix back from memory costs more than unfolding it again from the small input; with C3's 16
+#: channels it is the other way round (``benchmarks/bench_shards.py`` measures both)
 KEEP_WINDOWS_FROM = 8
 
 

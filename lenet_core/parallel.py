@@ -7,8 +7,8 @@ each other shard in a worker process forked from it, which keeps a copy of the m
 
 Why processes and not threads: NumPy lets go of Python's global lock inside each array operation, but
 a training step is hundreds of small operations, and two threads hand the lock to each other at every
-one of them. Measured on the 2-core machine, one shard of 32 images took 2.5 ms alone and 3.9 ms with a
-second thread running the other shard; two processes took 2.7 ms each.
+one of them, so each thread's shard takes far longer than it takes alone, while two processes hardly
+slow each other down (``benchmarks/bench_shards.py``, ``results/bench_shards.json``).
 
 What a worker gets, per batch: the parameters (through memory shared with it, copied in before every
 forward pass), its shard of the images and later of dL/d(output) (through a pipe, as raw bytes), the

@@ -20,10 +20,10 @@ from lenet_core.data import ENV_VAR, load_mnist
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_quick(script: str, out: Path, *options: str, timeout: int = 300) -> dict:
-    """Run ``python -m experiments.<script> --quick [options] --out <out>`` from the repository's root
+def run_quick(script: str, out: Path, *options: str, timeout: int = 300, package: str = "experiments") -> dict:
+    """Run ``python -m <package>.<script> --quick [options] --out <out>`` from the repository's root
     and return the record it wrote (the run must succeed)."""
-    proc = subprocess.run([sys.executable, "-m", f"experiments.{script}", "--quick", *options,
+    proc = subprocess.run([sys.executable, "-m", f"{package}.{script}", "--quick", *options,
                            "--out", str(out)], capture_output=True, text=True, timeout=timeout, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(Path(out).read_text())

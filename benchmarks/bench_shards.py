@@ -1,0 +1,183 @@
+"""The measurements behind three choices of the engine: shards in processes, C1's windows unfolded
+again, and the forward pass's bands. Everything runs with one BLAS thread per process, as it does in
+training (:mod:`lenet_core.parallel`).
+
+- ``shards``: one training step (forward, loss, backward) of a shard of LeNet-5, in milliseconds:
+  alone; with a second shard running at the same time in a second thread of the same process; and
+  with the second shard in a second process. Threads hand Python's global lock to each other at every
+  NumPy call, processes do not; the gap is why :class:`lenet_core.parallel.DataParallel` forks.
+- ``windows``: forward plus backward pass of C1 and C3 (as in training: C1 computes no input
+  gradient), keeping the unfolded windows for the backward pass or unfolding them again there
+  (:data:`lenet_core.functional.KEEP_WINDOWS_FROM`).
+- ``forward_bands``: the forward pass of C1 and C3 for several :data:`~lenet_core.functional.FORWARD_BAND_BYTES`.
+
+Each figure is the median over ``--repeats`` calls, at shards of 32 and 128 images (batches of 64 and
+256 split in two).
+
+    python -m benchmarks.bench_shards          # writes results/bench_shards.json
+    python -m benchmarks.bench_shards --quick --out /tmp/bench_shards.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import threading
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from lenet_core import LeNet5, functional
+from lenet_core.layers import input_grad
+from lenet_core.losses import SoftmaxCrossEntropy
+from lenet_core.records import RECORDS_DIR, write_record
+from benchmarks.machine_load import LoadMeter
+
+
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def _training_step(n: int, seed: int):
+    """A function that runs one forward, loss and backward pass of LeNet-5 on n fixed random images."""
+    rng = np.random.default_rng(seed)
+    model = LeNet5(seed=seed)
+    x = rng.standard_normal((n, 1, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    loss_fn = SoftmaxCrossEntropy()
+
+    def step():
+        with input_grad(model, False):
+            loss_fn.forward(model.forward(x), y)
+            model.backward(loss_fn.backward())
+    step()                                                          # the scratch buffers, once
+    return step
+
+
+def _in_process(conn, n, repeats, start):
+    with threadpool_limits(1, "blas"):
+        step = _training_step(n, seed=1)
+        start.wait()
+        conn.send(_median_ms(step, repeats))
+    conn.close()
+
+
+def shards(n: int, repeats: int) -> dict:
+    """Milliseconds per step of one shard of n images: alone, beside a thread, beside a process."""
+    step = _training_step(n, seed=0)
+    alone = _median_ms(step, repeats)
+    other = _training_step(n, seed=1)
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("other", _median_ms(other, repeats)))
+    thread.start()
+    with_thread = _median_ms(step, repeats)
+    thread.join()
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(2)
+    mine, theirs = context.Pipe()
+    process = context.Process(target=_in_process, args=(theirs, n, repeats, start))
+    process.start()
+    start.wait()
+    with_process = _median_ms(step, repeats)
+    other_process = mine.recv()
+    process.join()
+    return {"alone_ms": alone, "beside_a_thread_ms": with_thread, "the_thread_ms": result["other"],
+            "beside_a_process_ms": with_process, "the_process_ms": other_process}
+
+
+def _conv_layer(n: int, in_channels: int, size: int, out_channels: int, input_grad_needed: bool):
+    rng = np.random.default_rng(0)
+    layer = LeNet5(seed=0)["C1" if in_channels == 1 else "C3"]
+    layer.need_input_grad = input_grad_needed
+    x = functional.new_batch_last((n, in_channels, size, size), np.float32)
+    x[...] = rng.standard_normal(x.shape)
+    dout = functional.new_batch_last((n, out_channels, size - 4, size - 4), np.float32)
+    dout[...] = rng.standard_normal(dout.shape)
+    return layer, x, dout
+
+
+LAYERS = {"C1": (1, 32, 6, False), "C3": (6, 14, 16, True)}
+
+
+def windows(n: int, repeats: int) -> dict:
+    """ms of forward + backward of C1 and C3, windows kept or unfolded again."""
+    rows = {}
+    saved = functional.KEEP_WINDOWS_FROM
+    try:
+        for name, spec in LAYERS.items():
+            layer, x, dout = _conv_layer(n, *spec)
+            row = {}
+            for how, threshold in (("kept", 1), ("unfolded_again", 1 << 30)):
+                functional.KEEP_WINDOWS_FROM = threshold
+
+                def both():
+                    layer.forward(x)
+                    layer.backward(dout)
+                both()
+                row[f"{how}_ms"] = _median_ms(both, repeats)
+            rows[name] = row
+    finally:
+        functional.KEEP_WINDOWS_FROM = saved
+    return rows
+
+
+BAND_SIZES = {"one_band": 1 << 40, "2_MiB": 2 << 20, "512_KiB": 512 << 10, "128_KiB": 128 << 10}
+
+
+def forward_bands(n: int, repeats: int) -> dict:
+    """ms of the forward pass of C1 and C3 (training: windows kept as the layer keeps them) per band size."""
+    rows = {}
+    saved = functional.FORWARD_BAND_BYTES
+    try:
+        for name, spec in LAYERS.items():
+            layer, x, _ = _conv_layer(n, *spec)
+            rows[name] = {}
+            for label, size in BAND_SIZES.items():
+                functional.FORWARD_BAND_BYTES = size
+                layer.forward(x)
+                rows[name][f"{label}_ms"] = _median_ms(lambda: layer.forward(x), repeats)
+    finally:
+        functional.FORWARD_BAND_BYTES = saved
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--shard-sizes", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--quick", action="store_true", help="5 repeats at 8 images: checks the code path")
+    parser.add_argument("--out", default=None, help="default results/bench_shards.json")
+    args = parser.parse_args(argv)
+    if args.quick and args.out is None:
+        parser.error("--quick runs write to a temporary --out, never to results/")
+    repeats, sizes = (5, [8]) if args.quick else (args.repeats, args.shard_sizes)
+    meter = LoadMeter()
+    results = {}
+    with threadpool_limits(1, "blas"):
+        for n in sizes:
+            row = {"shards": shards(n, repeats), "windows": windows(n, repeats),
+                   "forward_bands": forward_bands(n, repeats)}
+            results[f"shard_{n}"] = row
+            s = row["shards"]
+            print(f"shard of {n} images, one training step: alone {s['alone_ms']:.2f} ms, beside a thread "
+                  f"{s['beside_a_thread_ms']:.2f} ms, beside a process {s['beside_a_process_ms']:.2f} ms")
+            for name, w in row["windows"].items():
+                print(f"  {name} forward + backward: windows kept {w['kept_ms']:.3f} ms, unfolded again "
+                      f"{w['unfolded_again_ms']:.3f} ms; forward by band size: "
+                      + ", ".join(f"{k[:-3]} {v:.3f}" for k, v in row["forward_bands"][name].items()))
+    results.update(meter.report())
+    results["quiet_machine"] = False
+    results["note"] = "medians of --repeats calls, one BLAS thread per process"
+    path = write_record(args.out or RECORDS_DIR / "bench_shards.json", results, seed=0, quick=args.quick)
+    print(f"record written to {path}")
+
+
+if __name__ == "__main__":
+    main()
