@@ -7,7 +7,8 @@ engine's own backward passes produce them (batch-last for the scratch engine, se
 :mod:`lenet_core.functional`).
 
 - scratch engine: ``layer.forward`` / ``layer.backward`` of :func:`lenet_core.LeNet5`, timed with
-  ``time.perf_counter``;
+  ``time.perf_counter``, with one BLAS thread: the work of the whole batch on one core (in training,
+  each of the two cores does half of it, :mod:`lenet_core.parallel`);
 - PyTorch: the same layers of :class:`lenet_core.twin.TorchLeNet5` (``nn.Conv2d``, ``torch.tanh``, ...),
   each forward and each ``backward`` call inside a ``torch.profiler.record_function`` named after the
   layer, so that ``torch.profiler`` attributes the CPU time of every operation (autograd's included)
@@ -30,6 +31,7 @@ import time
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from lenet_core import LeNet5
@@ -66,14 +68,15 @@ def profile_both(batch_size: int, repeats: int, seed: int = 0) -> tuple[dict, di
     blocks = 4                                           # the engines alternate in blocks of repeats
     with input_grad(model, False), profile(activities=[ProfilerActivity.CPU]) as prof:
         for block in range(blocks):
-            for _ in range(repeats // blocks):
-                for name, layer in model.layers.items():
-                    start = time.perf_counter()
-                    layer.forward(inputs[name])
-                    middle = time.perf_counter()
-                    layer.backward(douts[name])
-                    ours[name][0].append((middle - start) * 1e3)
-                    ours[name][1].append((time.perf_counter() - middle) * 1e3)
+            with threadpool_limits(1, "blas"):           # one core, as each shard runs in training
+                for _ in range(repeats // blocks):
+                    for name, layer in model.layers.items():
+                        start = time.perf_counter()
+                        layer.forward(inputs[name])
+                        middle = time.perf_counter()
+                        layer.backward(douts[name])
+                        ours[name][0].append((middle - start) * 1e3)
+                        ours[name][1].append((time.perf_counter() - middle) * 1e3)
             for _ in range(repeats // blocks):
                 for name in model.layers:
                     with record_function(f"{name}|forward"):

@@ -3,7 +3,7 @@
 Every layer follows one small contract (chapter 4 derives each backward pass):
 
 - ``forward(x)`` computes the output and stores what the backward pass will need in ``self.cache``,
-  a dict (e.g. Tanh keeps ``cache["y"]``, Conv2d ``cache["cols"]`` and ``cache["x_shape"]``);
+  a dict (e.g. Tanh keeps ``cache["y"]``, Conv2d ``cache["cols"]`` or ``cache["x"]``, and ``cache["x_shape"]``);
 - ``backward(dout)`` takes dL/d(output), reads ``self.cache``, fills ``grads`` (dL/d each parameter)
   and returns dL/dx. Calling it before any ``forward`` raises ``RuntimeError("... backward called
   before forward")``;
