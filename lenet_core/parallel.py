@@ -70,8 +70,9 @@ def _blas_controller():
 def default_workers() -> int:
     """Worker processes a :class:`DataParallel` may use: the cores this process may run on, at most
     as many as BLAS is allowed threads (``OPENBLAS_NUM_THREADS=1`` gives one core), minus this
-    process's own; 0 where processes cannot be forked (the shards then run in turn)."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    process's own; 0 where processes cannot be forked, or not by this one (a daemonic process may not
+    have children): the shards then run in turn."""
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     blas = [info["num_threads"] for info in _blas_controller().info()]

@@ -173,9 +173,12 @@ def test_conv_in_bands_equals_naive(rng, monkeypatch, band_bytes, x_shape, w_sha
     assert close(out, functional.conv2d_naive(x, W, b, stride, padding))
     assert np.array_equal(cols, functional.unfold(x, w_shape[1:], stride, padding))
     dout = rng.standard_normal(out.shape)
-    for got, want in zip(functional.conv2d_backward(dout, cols, x.shape, W, stride, padding),
-                         functional.conv2d_backward_naive(dout, x, W, stride, padding)):
-        assert close(got, want)
+    want = functional.conv2d_backward_naive(dout, x, W, stride, padding)
+    for got, expected in zip(functional.conv2d_backward(dout, cols, x.shape, W, stride, padding), want):
+        assert close(got, expected)
+    # the windows unfolded again from x, band by band (a layer with few output channels)
+    for got, expected in zip(functional.conv2d_backward(dout, None, x.shape, W, stride, padding, x=x), want):
+        assert close(got, expected)
 
 
 def test_unfold_into_a_buffer_and_reject_a_wrong_one(rng):
@@ -269,3 +272,10 @@ def test_pooling_integer_images(mode):
     expected = [[[[253.5, 2.5]]]] if mode == "avg" else [[[[255, 4]]]]
     assert np.array_equal(fast, expected) and np.array_equal(naive, expected)
     assert fast.dtype == naive.dtype == (np.float64 if mode == "avg" else np.uint8)
+
+
+def test_conv2d_backward_needs_windows_or_images(rng):
+    x, W = rng.standard_normal((2, 1, 6, 6)), rng.standard_normal((3, 1, 3, 3))
+    out, _ = functional.conv2d(x, W, np.zeros(3))
+    with pytest.raises(ValueError, match=r"needs the forward pass's windows \(cols\) or its images \(x\)"):
+        functional.conv2d_backward(out, None, x.shape, W)

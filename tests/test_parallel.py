@@ -1,11 +1,20 @@
 """DataParallel: shards of a batch, in this process or in a forked worker, give the batch's numbers."""
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from lenet_core import LeNet5, parallel
+from lenet_core.__main__ import EXIT_CODES
+from lenet_core.checkpoint import load_checkpoint
 from lenet_core.data import load_mnist
 from lenet_core.layers import input_grad, no_grad
 from lenet_core.losses import SoftmaxCrossEntropy
@@ -138,3 +147,66 @@ def test_small_batches_and_blas_threads(rng):
         DataParallel(model).forward(images(rng, 2)[0])
     with pytest.raises(ValueError, match="shards must be a positive integer, got 0"):
         DataParallel(model, shards=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line with a worker process: the numbers of one core, and nothing left behind
+# ----------------------------------------------------------------------------------------------
+
+def cli_env(mnist_root, blas_threads: int) -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO), "LENET_MNIST_DIR": str(mnist_root),
+            "OPENBLAS_NUM_THREADS": str(blas_threads)}
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+@needs_fork
+def test_the_command_line_trains_the_same_weights_on_one_core_and_on_two(tmp_path, mnist_root):
+    args = ["-m", "lenet_core", "train", "--epochs", "2", "--limit", "1024", "--validation", "128",
+            "--no-checkpoint", "--quiet"]
+    runs = {}
+    for threads in (2, 1):
+        out = tmp_path / f"w{threads}.npz"
+        result = subprocess.run([sys.executable, *args, "--out", str(out)], capture_output=True, text=True,
+                                cwd=tmp_path, env=cli_env(mnist_root, threads), timeout=300)
+        assert result.returncode == 0, result.stderr
+        runs[threads] = result.stdout
+    assert "in the worker process" in runs[2] and "worker" not in runs[1]
+    with np.load(tmp_path / "w1.npz") as one, np.load(tmp_path / "w2.npz") as two:
+        assert all(np.array_equal(one[k], two[k]) for k in one.files)
+    def rows(stdout):                                             # each epoch's line without its seconds
+        return [line.rsplit("  ", 1)[0] for line in stdout.splitlines() if line.startswith("epoch")]
+    assert len(rows(runs[1])) == 2 and rows(runs[1]) == rows(runs[2])
+
+
+@needs_fork
+def test_ctrl_c_with_a_worker_saves_the_checkpoint_and_leaves_no_process(tmp_path, mnist_root):
+    proc = subprocess.Popen([sys.executable, "-m", "lenet_core", "train", "--epochs", "6", "--limit", "8192",
+                             "--validation", "256", "--checkpoint", "ck.npz", "--out", "w.npz", "--quiet"],
+                            cwd=tmp_path, env=cli_env(mnist_root, 2), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline, workers = time.monotonic() + 120, []
+    while proc.poll() is None and time.monotonic() < deadline and not (tmp_path / "ck.npz").exists():
+        workers = workers or children(proc.pid)
+        time.sleep(0.01)
+    workers = workers or children(proc.pid)
+    assert workers, "no worker process was started"
+    proc.send_signal(signal.SIGINT)                                # to the parent only
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_CODES["interrupted"], stderr
+    assert "Traceback" not in stderr and "resume with" in stderr
+    assert load_checkpoint(tmp_path / "ck.npz").epoch >= 1
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
