@@ -49,9 +49,10 @@ from torch import nn
 from lenet_core import LeNet5
 from lenet_core.__main__ import main as cli_main
 from lenet_core.data import load_mnist, prepare
-from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.records import write_record
 from lenet_core.train import DEFAULT_RECIPE, fit, predict
 from lenet_core.twin import fit_torch, recipe_optimizer, to_torch
+from benchmarks.common import parse_args
 from benchmarks.machine_load import LoadMeter, thread_counts
 
 #: the command line's optimizer settings, for every side (constant rate within an epoch)
@@ -96,14 +97,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per batch size")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--quick", action="store_true", help="2,000 images, 1 round: checks the code path")
-    parser.add_argument("--out", default=None, help="record to write (default results/bench_epoch.json; "
-                                                    "--quick needs --out outside results/)")
     parser.add_argument("--data", default=None, help="MNIST folder (default: $LENET_MNIST_DIR or the cache)")
-    args = parser.parse_args(argv)
-    out = args.out or str(RECORDS_DIR / "bench_epoch.json")
-    if args.quick and args.out is None:
-        parser.error("--quick runs write to a temporary --out, never to results/")
+    args = parse_args(parser, argv, "bench_epoch.json", "2,000 images, 1 round: checks the code path")
 
     meter = LoadMeter()
     mnist = load_mnist(args.data)
@@ -181,7 +176,7 @@ def main(argv=None):
     print(f"inference (batches of 1000): scratch {inf['scratch']:,.0f} images/s, PyTorch {inf['torch']:,.0f} "
           f"images/s (time ratio {inf['ratio']:.2f}); load average {results['load_average_1min']['after']:.1f}; "
           f"other processes used {results['cpu_use'].get('other_processes_cores', float('nan')):.2f} cores")
-    path = write_record(out, results, seed=0, quick=args.quick)
+    path = write_record(args.out, results, seed=0, quick=args.quick)
     print(f"record written to {path}")
 
 

@@ -24,11 +24,12 @@ from pathlib import Path
 import nbformat
 
 from lenet_core.grading.__main__ import _config, grade
-from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.records import write_record
 
 COURSE = Path(__file__).resolve().parents[1] / "assignments"
 DELEGATE = {"a1_convolution": ("conv_forward", "    from lenet_core.functional import conv2d\n"
                                "    return conv2d(x, W, b, stride, padding)[0]\n")}
+from benchmarks.common import parse_args
 
 
 def submissions(course: Path, assignment: str, n: int) -> None:
@@ -81,16 +82,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assignment", default="a1_convolution", choices=sorted(DELEGATE))
     parser.add_argument("--submissions", type=int, default=30)
-    parser.add_argument("--quick", action="store_true", help="3 submissions: checks the code path")
-    parser.add_argument("--out", default=None, help="default results/bench_grading.json")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, "bench_grading.json", "3 submissions: checks the code path")
     n = 3 if args.quick else args.submissions
     results = measure(args.assignment, n)
     print(f"{results['submissions']} submissions of {args.assignment}: {results['seconds']:.1f} s "
           f"({results['seconds_per_submission']:.2f} s each, scores {results['scores_seen']})")
-    out = Path(args.out) if args.out else RECORDS_DIR / "bench_grading.json"
-    write_record(out, results, quick=args.quick)
-    print(f"wrote {out}")
+    write_record(args.out, results, quick=args.quick)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

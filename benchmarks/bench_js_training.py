@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from lenet_core.data import load_mnist
-from lenet_core.records import RECORDS_DIR, machine_info, write_record
+from lenet_core.records import machine_info, write_record
 from tools.export_weights_js import digits_scripts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +77,7 @@ RUN_JS = """async ([settings, images]) => {
     return {seen: last.seen, steps: last.steps, rate: last.rate, seconds: (end - first) / 1000,
             test_accuracy: r.accuracy, test_digits: testLabels.length, vals};
 }"""
+from benchmarks.common import parse_args
 
 
 def write_assets(folder: Path, mnist) -> Path:
@@ -92,13 +93,8 @@ def write_assets(folder: Path, mnist) -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the initial weights and order")
-    parser.add_argument("--quick", action="store_true", help="300 images, one seed: checks the code path only")
-    parser.add_argument("--out", type=Path, default=None, help="the record (default results/bench_js_training.json)")
-    args = parser.parse_args(argv)
-    out = args.out or RECORDS_DIR / "bench_js_training.json"
-    if args.quick and args.out is None:
-        print("error: --quick records are never written to results/: give --out", file=sys.stderr)
-        return 2
+    args = parse_args(parser, argv, "bench_js_training.json", "300 images, one seed: checks the code path only")
+    out = args.out
     if not Path(CHROMIUM).is_file():
         print(f"error: {CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium)", file=sys.stderr)
         return 2

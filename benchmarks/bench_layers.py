@@ -36,8 +36,9 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from lenet_core import LeNet5
 from lenet_core.layers import input_grad
-from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.records import write_record
 from lenet_core.twin import to_torch
+from benchmarks.common import parse_args
 from benchmarks.machine_load import LoadMeter, thread_counts
 
 
@@ -103,11 +104,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--quick", action="store_true", help="8 repeats: checks the code path")
-    parser.add_argument("--out", default=None, help="default results/bench_layers.json")
-    args = parser.parse_args(argv)
-    if args.quick and args.out is None:
-        parser.error("--quick runs write to a temporary --out, never to results/")
+    args = parse_args(parser, argv, "bench_layers.json", "8 repeats: checks the code path")
     repeats = 8 if args.quick else args.repeats
     meter = LoadMeter()
     results = {}
@@ -124,7 +121,7 @@ def main(argv=None):
     results["quiet_machine"] = False
     results["note"] = ("2-core machine shared with other jobs (not quiet); medians of round-robin timings "
                        "(scratch) and of torch.profiler's CPU time per call (PyTorch)")
-    path = write_record(args.out or RECORDS_DIR / "bench_layers.json", results, seed=0, quick=args.quick)
+    path = write_record(args.out, results, seed=0, quick=args.quick)
     print(f"record written to {path}")
 
 

@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.records import write_record
+from benchmarks.common import parse_args
 from benchmarks.machine_load import LoadMeter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,11 +65,7 @@ def _pss_kib(pid: int) -> int:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="1 epoch on 2,000 images: checks the code path")
-    parser.add_argument("--out", default=None, help="default results/bench_memory.json")
-    args = parser.parse_args(argv)
-    if args.quick and args.out is None:
-        parser.error("--quick runs write to a temporary --out, never to results/")
+    args = parse_args(parser, argv, "bench_memory.json", "1 epoch on 2,000 images: checks the code path")
     meter = LoadMeter()
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "lenet_core", "train", "--epochs", str(1 if args.quick else args.epochs),
@@ -95,7 +92,7 @@ def main(argv=None):
     results = {"peak_mib": peak_mib, "measure": "peak of the summed PSS of the process and its children, "
                "sampled every 50 ms", "max_rss_mib": max_rss_mib, "train_command": shown,
                "last_line": run.stdout.strip().splitlines()[-1], **meter.report(), "quiet_machine": False}
-    path = write_record(args.out or RECORDS_DIR / "bench_memory.json", results, quick=args.quick)
+    path = write_record(args.out, results, quick=args.quick)
     print(f"record written to {path}")
 
 

@@ -21,6 +21,7 @@ Each figure is the median over ``--repeats`` calls, at shards of 32 and 128 imag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import statistics
 import threading
@@ -32,7 +33,8 @@ from threadpoolctl import threadpool_limits
 from lenet_core import LeNet5, functional
 from lenet_core.layers import input_grad
 from lenet_core.losses import SoftmaxCrossEntropy
-from lenet_core.records import RECORDS_DIR, write_record
+from lenet_core.records import write_record
+from benchmarks.common import parse_args
 from benchmarks.machine_load import LoadMeter
 
 
@@ -106,25 +108,31 @@ def _conv_layer(n: int, in_channels: int, size: int, out_channels: int, input_gr
 LAYERS = {"C1": (1, 32, 6, False), "C3": (6, 14, 16, True)}
 
 
+@contextlib.contextmanager
+def _setting(name: str, value):
+    """``lenet_core.functional.<name>`` set to ``value`` within the block."""
+    saved = getattr(functional, name)
+    setattr(functional, name, value)
+    try:
+        yield
+    finally:
+        setattr(functional, name, saved)
+
+
 def windows(n: int, repeats: int) -> dict:
     """ms of forward + backward of C1 and C3, windows kept or unfolded again."""
     rows = {}
-    saved = functional.KEEP_WINDOWS_FROM
-    try:
-        for name, spec in LAYERS.items():
-            layer, x, dout = _conv_layer(n, *spec)
-            row = {}
-            for how, threshold in (("kept", 1), ("unfolded_again", 1 << 30)):
-                functional.KEEP_WINDOWS_FROM = threshold
+    for name, spec in LAYERS.items():
+        layer, x, dout = _conv_layer(n, *spec)
 
-                def both():
-                    layer.forward(x)
-                    layer.backward(dout)
+        def both():
+            layer.forward(x)
+            layer.backward(dout)
+        rows[name] = {}
+        for how, threshold in (("kept", 1), ("unfolded_again", 1 << 30)):
+            with _setting("KEEP_WINDOWS_FROM", threshold):
                 both()
-                row[f"{how}_ms"] = _median_ms(both, repeats)
-            rows[name] = row
-    finally:
-        functional.KEEP_WINDOWS_FROM = saved
+                rows[name][f"{how}_ms"] = _median_ms(both, repeats)
     return rows
 
 
@@ -134,17 +142,13 @@ BAND_SIZES = {"one_band": 1 << 40, "2_MiB": 2 << 20, "512_KiB": 512 << 10, "128_
 def forward_bands(n: int, repeats: int) -> dict:
     """ms of the forward pass of C1 and C3 (training: windows kept as the layer keeps them) per band size."""
     rows = {}
-    saved = functional.FORWARD_BAND_BYTES
-    try:
-        for name, spec in LAYERS.items():
-            layer, x, _ = _conv_layer(n, *spec)
-            rows[name] = {}
-            for label, size in BAND_SIZES.items():
-                functional.FORWARD_BAND_BYTES = size
+    for name, spec in LAYERS.items():
+        layer, x, _ = _conv_layer(n, *spec)
+        rows[name] = {}
+        for label, size in BAND_SIZES.items():
+            with _setting("FORWARD_BAND_BYTES", size):
                 layer.forward(x)
                 rows[name][f"{label}_ms"] = _median_ms(lambda: layer.forward(x), repeats)
-    finally:
-        functional.FORWARD_BAND_BYTES = saved
     return rows
 
 
@@ -152,11 +156,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=300)
     parser.add_argument("--shard-sizes", type=int, nargs="+", default=[32, 128])
-    parser.add_argument("--quick", action="store_true", help="5 repeats at 8 images: checks the code path")
-    parser.add_argument("--out", default=None, help="default results/bench_shards.json")
-    args = parser.parse_args(argv)
-    if args.quick and args.out is None:
-        parser.error("--quick runs write to a temporary --out, never to results/")
+    args = parse_args(parser, argv, "bench_shards.json", "5 repeats at 8 images: checks the code path")
     repeats, sizes = (5, [8]) if args.quick else (args.repeats, args.shard_sizes)
     meter = LoadMeter()
     results = {}
@@ -175,7 +175,7 @@ def main(argv=None):
     results.update(meter.report())
     results["quiet_machine"] = False
     results["note"] = "medians of --repeats calls, one BLAS thread per process"
-    path = write_record(args.out or RECORDS_DIR / "bench_shards.json", results, seed=0, quick=args.quick)
+    path = write_record(args.out, results, seed=0, quick=args.quick)
     print(f"record written to {path}")
 
 
