@@ -31,6 +31,7 @@ additions differs from one pass over the whole batch.
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import multiprocessing
 import os
@@ -76,7 +77,17 @@ def default_workers() -> int:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     blas = [info["num_threads"] for info in _blas_controller().info()]
-    return max(0, min([cores] + blas) - 1)
+    return max(0, min([cores, _cpu_quota()] + blas) - 1)
+
+
+def _cpu_quota(path="/sys/fs/cgroup/cpu.max") -> float:
+    """The cores a container's CPU quota allows (cgroup v2, e.g. on Binder), or infinity if unlimited
+    or unknown: a quota of one core makes a second process wait, however many cores there are."""
+    try:
+        quota, period = open(path).read().split()[:2]
+        return math.inf if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        return math.inf
 
 
 class _SharedArrays:

@@ -210,3 +210,11 @@ def test_ctrl_c_with_a_worker_saves_the_checkpoint_and_leaves_no_process(tmp_pat
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+@pytest.mark.parametrize("text,cores", [("max 100000", float("inf")), ("100000 100000", 1), ("150000 100000", 2),
+                                        ("50000 100000", 1), ("not a quota", float("inf"))])
+def test_a_container_quota_caps_the_cores(tmp_path, text, cores):
+    (tmp_path / "cpu.max").write_text(text + "\n")
+    assert parallel._cpu_quota(tmp_path / "cpu.max") == cores
+    assert parallel._cpu_quota(tmp_path / "missing") == float("inf")
