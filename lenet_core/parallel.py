@@ -47,8 +47,8 @@ __all__ = ["DataParallel", "SHARDS", "MIN_WORKER_BATCH", "default_workers"]
 #: shards per batch: one per core of a 2-core machine; the results do not depend on the core count
 SHARDS = 2
 
-#: batches smaller than this run their shards in turn in this process: below it, handing a shard to
-#: a worker costs about as much as computing it
+#: batches smaller than this run their shards in turn in this process: for so few images, the round
+#: trip to a worker (two messages through a pipe per pass) is a large part of the work
 MIN_WORKER_BATCH = 32
 
 _blas = None
