@@ -115,8 +115,8 @@ def _receive(conn) -> tuple[dict, np.ndarray | None]:
         raise RuntimeError(f"DataParallel worker: {header['error']}")
     if "shape" not in header:
         return header, None
-    data = conn.recv_bytes()
-    return header, np.frombuffer(data, np.dtype(header["dtype"])).reshape(header["shape"])
+    data = conn.recv_bytes()                                      # copied into NumPy's own (aligned) memory
+    return header, np.frombuffer(data, np.dtype(header["dtype"])).reshape(header["shape"]).copy()
 
 
 def _private_mib() -> float | None:
