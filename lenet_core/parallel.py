@@ -291,7 +291,10 @@ class DataParallel:
         self._slices = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
         remote = min(count - 1, self.max_workers) if n >= MIN_WORKER_BATCH else 0
         while len(self._workers) < remote:
-            self._workers.append(_Worker(self.model))
+            try:
+                self._workers.append(_Worker(self.model))
+            except OSError:                      # no process to be had (a process limit): run in turn,
+                self.max_workers = remote = len(self._workers)          # which gives the same numbers
         self._remote = remote
         workers = self._workers[:remote]
         for worker, s in zip(workers, self._slices[count - remote:]):

@@ -218,3 +218,18 @@ def test_a_container_quota_caps_the_cores(tmp_path, text, cores):
     (tmp_path / "cpu.max").write_text(text + "\n")
     assert parallel._cpu_quota(tmp_path / "cpu.max") == cores
     assert parallel._cpu_quota(tmp_path / "missing") == float("inf")
+
+
+def test_when_no_process_can_be_started_the_shards_run_in_turn(rng, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(parallel._Worker, "__init__", refuse)
+    x, y = images(rng, 2 * MIN_WORKER_BATCH)
+    outputs = []
+    for workers in (1, 0):
+        model = LeNet5(seed=7)
+        with DataParallel(model, workers=workers) as net:
+            outputs.append(step(net, model, x, y, SoftmaxCrossEntropy()))
+            assert net._workers == [] and net.max_workers == 0
+    assert np.array_equal(outputs[0][0], outputs[1][0])
+    assert all(np.array_equal(outputs[0][1][k], outputs[1][1][k]) for k in outputs[0][1])
