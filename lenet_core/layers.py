@@ -15,7 +15,7 @@ Every layer follows one small contract (chapter 4 derives each backward pass):
   follows the forward passes (prediction); a layer may then skip keeping what ``backward`` needs.
 - ``replicate()`` returns a layer that computes with the same parameter arrays but keeps its own
   cache, gradients and scratch space: :class:`lenet_core.parallel.DataParallel` runs one on each
-  shard of a batch, in its own thread.
+  shard of a batch that it computes in this process (a worker process has its own forked copy).
 - ``gauss_newton(d2out)`` is the backward pass of second derivatives that SDLM needs (chapter 11):
   from the per-sample diagonal ``d2E/dy^2`` it returns ``(d2E/dx^2, {name: h})``, squared weights,
   squared inputs and squared derivatives in place of the plain ones (Gauss-Newton: the curvature of
@@ -130,7 +130,7 @@ class Layer(Cached):
 
     def replicate(self) -> "Layer":
         """A copy that shares this layer's parameter arrays (``params`` is the same dict) but has its own
-        cache, gradients and scratch space, so it can run on other images in another thread
+        cache, gradients and scratch space, so it can run on another shard of the batch
         (:class:`~lenet_core.parallel.DataParallel`). Its flags are copied; its gradients start empty.
 
         Explained in chapter 8 (book/ch08_pytorch_twin.ipynb).
