@@ -7,8 +7,9 @@ each other shard in a worker process forked from it, which keeps a copy of the m
 
 Why processes and not threads: NumPy lets go of Python's global lock inside each array operation, but
 a training step is hundreds of small operations, and two threads hand the lock to each other at every
-one of them, so each thread's shard takes far longer than it takes alone, while two processes hardly
-slow each other down (``benchmarks/bench_shards.py``, ``results/bench_shards.json``).
+one of them, so each thread's shard takes longer than it takes alone, while two processes hardly
+slow each other down (``benchmarks/bench_shards.py``: ``shards.beside_a_thread_ms`` and
+``shards.beside_a_process_ms`` against ``shards.alone_ms`` in ``results/bench_shards.json``).
 
 What a worker gets, per batch: the parameters (through memory shared with it, copied in before every
 forward pass), its shard of the images and later of dL/d(output) (through a pipe, as raw bytes), the
