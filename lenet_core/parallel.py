@@ -3,7 +3,8 @@
 :class:`DataParallel` does with processes what ``torch.nn.DataParallel`` does with devices: it
 scatters each batch into shards, runs the model on every shard at once, and gathers the outputs in
 order; its backward pass sums the shards' gradients into the model's. Shard 0 runs in this process;
-each other shard in a worker process forked from it, which keeps a copy of the model.
+given the cores, each other shard in a worker process forked from it, which keeps a copy of the
+model (without them, in this process too, one after the other).
 
 Why processes and not threads: NumPy lets go of Python's global lock inside each array operation, but
 a training step is hundreds of small operations, and two threads hand the lock to each other at every
