@@ -31,6 +31,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -651,15 +652,29 @@ def _peak_memory_mib():
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Ctrl-C and SIGTERM wait until the block is done (where the platform can block signals)."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
+    """Ctrl-C and SIGTERM wait until the block is done. Within it their handlers only note the signal;
+    at its end the previous handlers are back and the first noted signal gets its handler then.
+
+    Python runs signal handlers in the main thread, whichever thread the signal reached, so this holds
+    in a process with other threads too (OpenBLAS starts some), where blocking the signals in the main
+    thread alone would let one through to another thread and so into the middle of the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield                                     # handlers can only be set from the main thread
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    noted = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum)) for signum in signals}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if noted:
+            handler = previous[noted[0]]
+            if callable(handler):
+                handler(noted[0], None)           # KeyboardInterrupt, or _Terminated for SIGTERM
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(noted[0])
 
 
 class _Terminated(KeyboardInterrupt):

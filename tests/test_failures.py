@@ -489,6 +489,29 @@ def test_output_that_fails_after_training_keeps_the_run(tmp_path, mnist_root):
     assert evaluated[0] == evaluated[1] and "test accuracy" in evaluated[0]
 
 
+def test_signals_wait_for_the_end_of_a_checkpoint_with_other_threads_running():
+    """Ctrl-C during the checkpoint's block arrives after it, even when the process has other threads
+    (OpenBLAS starts some) to which the kernel may hand the signal."""
+    from lenet_core.__main__ import _signals_deferred
+
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    reached = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _signals_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(2000):
+                    time.sleep(0)                  # bytecode boundaries, where a handler would run
+                reached.append("the end of the block")
+    finally:
+        stop.set()
+        helper.join()
+    assert reached == ["the end of the block"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_an_interrupted_save_leaves_the_old_file(tmp_path):
     """What SIGINT/SIGTERM (a KeyboardInterrupt in the CLI) does in the middle of a save: the temporary
     file is removed and the previous file stays as it was."""
