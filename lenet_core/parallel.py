@@ -134,6 +134,7 @@ def _private_mib() -> float | None:
 def _serve(conn, model: Layer, params: dict, grads: dict) -> None:
     """A worker's loop: forward and backward passes of ``model`` on the shards it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)                   # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)                  # not the parent's handler: end quietly
     _blas_controller().limit(limits=1)
     live, layers = model.params, all_layers(model)
     while True:

@@ -233,3 +233,23 @@ def test_when_no_process_can_be_started_the_shards_run_in_turn(rng, monkeypatch)
             assert net._workers == [] and net.max_workers == 0
     assert np.array_equal(outputs[0][0], outputs[1][0])
     assert all(np.array_equal(outputs[0][1][k], outputs[1][1][k]) for k in outputs[0][1])
+
+
+@needs_fork
+def test_sigterm_to_the_whole_group_ends_every_process_quietly(tmp_path, mnist_root):
+    """A terminal's kill of the process group: the worker ends without a traceback, the parent as
+    documented (SIGTERM is handled as Ctrl-C)."""
+    proc = subprocess.Popen([sys.executable, "-m", "lenet_core", "train", "--epochs", "6", "--limit", "8192",
+                             "--validation", "256", "--checkpoint", "ck.npz", "--out", "w.npz", "--quiet"],
+                            cwd=tmp_path, env=cli_env(mnist_root, 2), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline, workers = time.monotonic() + 120, []
+    while proc.poll() is None and time.monotonic() < deadline and not workers:
+        workers = children(proc.pid)
+        time.sleep(0.01)
+    assert workers, "no worker process was started"
+    time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_CODES["interrupted"], stderr
+    assert "Traceback" not in stderr and stderr.startswith("error: terminated (SIGTERM)"), stderr
