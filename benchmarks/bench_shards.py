@@ -10,6 +10,9 @@ training (:mod:`lenet_core.parallel`).
   gradient), keeping the unfolded windows for the backward pass or unfolding them again there
   (:data:`lenet_core.functional.KEEP_WINDOWS_FROM`).
 - ``forward_bands``: the forward pass of C1 and C3 for several :data:`~lenet_core.functional.FORWARD_BAND_BYTES`.
+- ``predictions``: the logits of 1,024, 4,096 and 10,000 images in batches of 256 (what ``evaluate``
+  does), with the two shards in turn in this process, with the second in a worker process (started
+  for the call, as it would be), and as one pass over each batch with BLAS's default threads.
 
 Each figure is the median over ``--repeats`` calls, at shards of 32 and 128 images (batches of 64 and
 256 split in two).
@@ -152,6 +155,36 @@ def forward_bands(n: int, repeats: int) -> dict:
     return rows
 
 
+def predictions(repeats: int, sizes=(1024, 4096, 10_000)) -> dict:
+    """ms for the logits of n images in batches of 256, per way of computing them (median of repeats)."""
+    from lenet_core.layers import no_grad
+    from lenet_core.parallel import DataParallel
+
+    model = LeNet5(seed=0)
+
+    def sharded(x, workers):
+        with no_grad(model), DataParallel(model, workers=workers) as net:
+            return [net.forward(x[i:i + 256]) for i in range(0, len(x), 256)]
+
+    def one_pass(x):                                               # with BLAS's default threads
+        with no_grad(model):
+            return [model.forward(x[i:i + 256]) for i in range(0, len(x), 256)]
+
+    rows = {}
+    for n in sizes:
+        x = np.random.default_rng(0).standard_normal((n, 1, 32, 32)).astype(np.float32)
+        ways = {"shards_in_turn_ms": lambda: sharded(x, 0), "shard_in_a_worker_ms": lambda: sharded(x, 1),
+                "one_pass_ms": lambda: one_pass(x)}
+        times = {name: [] for name in ways}
+        for _ in range(repeats):                                    # the ways alternate
+            for name, way in ways.items():
+                start = time.perf_counter()
+                way()
+                times[name].append((time.perf_counter() - start) * 1e3)
+        rows[f"images_{n}"] = {name: statistics.median(t) for name, t in times.items()}
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=300)
@@ -172,6 +205,12 @@ def main(argv=None):
                 print(f"  {name} forward + backward: windows kept {w['kept_ms']:.3f} ms, unfolded again "
                       f"{w['unfolded_again_ms']:.3f} ms; forward by band size: "
                       + ", ".join(f"{k[:-3]} {v:.3f}" for k, v in row["forward_bands"][name].items()))
+    prediction_rows = predictions(3 if args.quick else 9, (300,) if args.quick else (1024, 4096, 10_000))
+    results["predictions"] = prediction_rows
+    for size, row in prediction_rows.items():
+        print(f"logits of {size.split('_')[1]} images: shards in turn {row['shards_in_turn_ms']:.1f} ms, "
+              f"second shard in a worker {row['shard_in_a_worker_ms']:.1f} ms, one pass "
+              f"{row['one_pass_ms']:.1f} ms")
     results.update(meter.report())
     results["quiet_machine"] = False
     results["note"] = "medians of --repeats calls, one BLAS thread per process"

@@ -277,7 +277,9 @@ EVAL_BATCH = 256
 
 def _logits(model, x, batch_size):
     dtype = model.dtype
-    with no_grad(model), DataParallel(model) as net:   # forward passes only, shards on the cores
+    # forward passes only: two shards in turn, here (one BLAS thread); a worker process would cost
+    # more than it saves for forward passes alone (benchmarks/bench_shards.py, "predictions")
+    with no_grad(model), DataParallel(model, workers=0) as net:
         return np.concatenate([net.forward(gather(x, slice(i, i + batch_size), dtype))
                                for i in range(0, len(x), batch_size)])
 

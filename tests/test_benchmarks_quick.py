@@ -13,6 +13,8 @@ def test_bench_shards_measures_every_choice(tmp_path):
     figures = [*row["shards"].values(), *(v for r in row["windows"].values() for v in r.values()),
                *(v for r in row["forward_bands"].values() for v in r.values())]
     assert all(0 < v < 10_000 for v in figures)
+    assert set(record["results"]["predictions"]["images_300"]) == {"shards_in_turn_ms", "shard_in_a_worker_ms",
+                                                                    "one_pass_ms"}
 
 
 def test_bench_memory_counts_the_process_tree(tmp_path):

@@ -20,7 +20,7 @@ from lenet_core.layers import input_grad, no_grad
 from lenet_core.losses import SoftmaxCrossEntropy
 from lenet_core.optim import make_optimizer
 from lenet_core.parallel import MIN_WORKER_BATCH, DataParallel
-from lenet_core.train import fit, predict
+from lenet_core.train import evaluate, fit, predict
 
 needs_fork = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
                                 reason="worker processes are forked")
@@ -93,18 +93,30 @@ def test_a_worker_gives_the_numbers_of_shards_run_in_turn(rng):
 
 
 @needs_fork
-def test_fit_and_predict_with_a_worker_match_them_without(monkeypatch):
+def test_fit_with_a_worker_matches_fit_without(monkeypatch):
     mnist = load_mnist()
     x, y = mnist.x_train[:640], mnist.y_train[:640]
-    weights, predictions = [], []
+    weights = []
     for workers in (0, 1):
         monkeypatch.setattr(parallel, "default_workers", lambda: workers)
         model = LeNet5(seed=3)
         fit(model, x, y, epochs=1, batch_size=64, quiet=True)
         weights.append(model.state_dict())
-        predictions.append(predict(model, mnist.x_test[:300]))
     assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
-    assert np.array_equal(*predictions)
+
+
+def test_predictions_never_start_a_worker(monkeypatch, rng):
+    """Forward passes alone run their shards in turn, here (bench_shards' "predictions")."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a worker process was started")
+    monkeypatch.setattr(parallel, "default_workers", lambda: 1)
+    monkeypatch.setattr(parallel._Worker, "__init__", refuse)
+    model = LeNet5(seed=3)
+    x, y = images(rng, 600)
+    labels = predict(model, x, batch_size=300)
+    assert evaluate(model, x, y)[1] == pytest.approx(np.mean(labels == y))
+    with no_grad(model):
+        assert np.array_equal(labels, model.forward(x).argmax(axis=1))
 
 
 @needs_fork
