@@ -3,8 +3,8 @@
 :class:`DataParallel` does with processes what ``torch.nn.DataParallel`` does with devices: it
 scatters each batch into shards, runs the model on every shard at once, and gathers the outputs in
 order; its backward pass sums the shards' gradients into the model's. ``fit`` trains through it;
-``evaluate`` and ``predict`` use it without workers (forward passes alone are too little work per
-batch to pay for sending the images to a worker). Shard 0 runs in this process;
+``evaluate`` and ``predict`` use it without workers (for forward passes alone, sending the images to
+a worker costs more than it saves on a few thousand images, and saves little on more). Shard 0 runs in this process;
 given the cores, each other shard in a worker process forked from it, which keeps a copy of the
 model (without them, in this process too, one after the other).
 

@@ -277,8 +277,9 @@ EVAL_BATCH = 256
 
 def _logits(model, x, batch_size):
     dtype = model.dtype
-    # forward passes only: two shards in turn, here (one BLAS thread); a worker process would cost
-    # more than it saves for forward passes alone (benchmarks/bench_shards.py, "predictions")
+    # forward passes only: two shards in turn, here (one BLAS thread); for forward passes alone a
+    # worker process costs more than it saves on a few thousand images, and saves little on more
+    # (benchmarks/bench_shards.py, "predictions")
     with no_grad(model), DataParallel(model, workers=0) as net:
         return np.concatenate([net.forward(gather(x, slice(i, i + batch_size), dtype))
                                for i in range(0, len(x), batch_size)])
