@@ -133,12 +133,23 @@ def _private_mib() -> float | None:
     return sum(int(v.split()[0]) for v in fields.values()) / 1024      # kB
 
 
+def _flags(model: Layer) -> list[tuple[bool, bool]]:
+    """``(need_input_grad, need_backward)`` of the model and of every layer in it (:func:`all_layers`)."""
+    return [(layer.need_input_grad, layer.need_backward) for layer in all_layers(model)]
+
+
+def _set_flags(model: Layer, flags) -> None:
+    """Give the model and its layers the flags :func:`_flags` read from a model of the same structure."""
+    for layer, (input_grad, backward) in zip(all_layers(model), flags):
+        layer.need_input_grad, layer.need_backward = input_grad, backward
+
+
 def _serve(conn, model: Layer, params: dict, grads: dict) -> None:
     """A worker's loop: forward and backward passes of ``model`` on the shards it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)                   # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)                  # not the parent's handler: end quietly
     _blas_controller().limit(limits=1)
-    live, layers = model.params, all_layers(model)
+    live = model.params
     while True:
         try:
             header, data = _receive(conn)
@@ -149,8 +160,7 @@ def _serve(conn, model: Layer, params: dict, grads: dict) -> None:
             break
         try:
             if header["op"] == "forward":
-                for layer, (input_flag, backward_flag) in zip(layers, header["flags"]):
-                    layer.need_input_grad, layer.need_backward = input_flag, backward_flag
+                _set_flags(model, header["flags"])
                 for name, p in live.items():
                     p[...] = params[name]
                 _send_array(conn, {}, model.forward(data))
@@ -178,10 +188,9 @@ class _Worker:
         self.process.start()
         child.close()
 
-    def forward(self, model: Layer, x: np.ndarray) -> None:
+    def forward(self, model: Layer, flags, x: np.ndarray) -> None:
         for name, p in model.params.items():
             self.params[name][...] = p
-        flags = [(layer.need_input_grad, layer.need_backward) for layer in all_layers(model)]
         self._send({"op": "forward", "flags": flags}, x)
 
     def backward(self, dout: np.ndarray) -> None:
@@ -281,11 +290,7 @@ class DataParallel:
         """The model copy that runs shard ``i`` in this process (shard 0: the model itself)."""
         while len(self.replicas) <= i:
             self.replicas.append(self.model.replicate())
-        replica = self.replicas[i]
-        if i:
-            for source, layer in zip(all_layers(self.model), all_layers(replica)):
-                layer.need_input_grad, layer.need_backward = source.need_input_grad, source.need_backward
-        return replica
+        return self.replicas[i]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self._limits is None:
@@ -301,9 +306,11 @@ class DataParallel:
             except OSError:                      # no process to be had (a process limit): run in turn,
                 self.max_workers = remote = len(self._workers)          # which gives the same numbers
         self._remote = remote
-        workers = self._workers[:remote]
+        workers, flags = self._workers[:remote], _flags(self.model)
         for worker, s in zip(workers, self._slices[count - remote:]):
-            worker.forward(self.model, x[s])
+            worker.forward(self.model, flags, x[s])
+        for i in range(1, count - remote):                       # copies in this process follow the model
+            _set_flags(self._local(i), flags)
         with _collect(workers) as results:
             outputs = [self._local(i).forward(x[s]) for i, s in enumerate(self._slices[:count - remote])]
         outputs += results
@@ -319,10 +326,7 @@ class DataParallel:
         with _collect(workers):
             for i, s in enumerate(self._slices[:count - remote]):
                 self._local(i).backward(dout[s])
-        grads = self.model.grads
-        for i in range(1, count - remote):
-            for name, g in self.replicas[i].grads.items():
-                grads[name] += g
-        for worker in workers:
-            for name, g in worker.grads.items():
+        grads = self.model.grads                                 # shard 0's, then the others', in order
+        for other in [self.replicas[i].grads for i in range(1, count - remote)] + [w.grads for w in workers]:
+            for name, g in other.items():
                 grads[name] += g
