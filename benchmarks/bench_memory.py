@@ -35,7 +35,7 @@ from benchmarks.machine_load import LoadMeter
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
     """``root`` and every process descended from it (from ``/proc/<pid>/stat``)."""
     parents = {}
     for entry in Path("/proc").iterdir():
@@ -77,7 +77,7 @@ def main(argv=None):
             process = subprocess.Popen(command, cwd=tmp, env=env, stdout=out, stderr=err, text=True)
             peak_kib = 0
             while process.poll() is None:
-                peak_kib = max(peak_kib, sum(_pss_kib(pid) for pid in _tree(process.pid)))
+                peak_kib = max(peak_kib, sum(_pss_kib(pid) for pid in process_tree(process.pid)))
                 time.sleep(0.05)
             out.seek(0), err.seek(0)
             run = subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())

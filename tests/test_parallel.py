@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+from benchmarks.bench_memory import process_tree
 from lenet_core import LeNet5, parallel
 from lenet_core.__main__ import EXIT_CODES
 from lenet_core.checkpoint import load_checkpoint
@@ -171,15 +172,7 @@ def cli_env(mnist_root, blas_threads: int) -> dict:
 
 
 def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                pass
-    return found
+    return process_tree(pid)[1:]
 
 
 @needs_fork
