@@ -34,20 +34,28 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from lenet_core import LeNet5, functional
-from lenet_core.layers import input_grad
+from lenet_core.layers import input_grad, no_grad
+from lenet_core.parallel import DataParallel
 from lenet_core.losses import SoftmaxCrossEntropy
 from lenet_core.records import write_record
 from benchmarks.common import parse_args
 from benchmarks.machine_load import LoadMeter
 
 
+def _alternating_ms(ways: dict, repeats: int, skip: int = 0) -> dict:
+    """Median milliseconds of each function of ``ways``, the functions called in turn, round after
+    round; the first ``skip`` rounds are not counted."""
+    times = {name: [] for name in ways}
+    for _ in range(skip + repeats):
+        for name, way in ways.items():
+            start = time.perf_counter()
+            way()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t[skip:]) * 1e3 for name, t in times.items()}
+
+
 def _median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return _alternating_ms({"fn": fn}, repeats)["fn"]
 
 
 def _training_step(n: int, seed: int):
@@ -127,15 +135,13 @@ def windows(n: int, repeats: int) -> dict:
     rows = {}
     for name, spec in LAYERS.items():
         layer, x, dout = _conv_layer(n, *spec)
-        times = {"kept": [], "unfolded_again": []}
-        for _ in range(repeats + 1):
-            for how, threshold in (("kept", 1), ("unfolded_again", 1 << 30)):
-                with _setting("KEEP_WINDOWS_FROM", threshold):
-                    start = time.perf_counter()
-                    layer.forward(x)
-                    layer.backward(dout)
-                    times[how].append(time.perf_counter() - start)
-        rows[name] = {f"{how}_ms": statistics.median(t[1:]) * 1e3 for how, t in times.items()}  # not the first
+
+        def both(threshold):
+            with _setting("KEEP_WINDOWS_FROM", threshold):
+                layer.forward(x)
+                layer.backward(dout)
+        rows[name] = _alternating_ms({"kept_ms": lambda: both(1), "unfolded_again_ms": lambda: both(1 << 30)},
+                                     repeats, skip=1)                           # not the first round
     return rows
 
 
@@ -157,9 +163,6 @@ def forward_bands(n: int, repeats: int) -> dict:
 
 def predictions(repeats: int, sizes=(1024, 4096, 10_000)) -> dict:
     """ms for the logits of n images in batches of 256, per way of computing them (median of repeats)."""
-    from lenet_core.layers import no_grad
-    from lenet_core.parallel import DataParallel
-
     model = LeNet5(seed=0)
 
     def sharded(x, workers):
@@ -173,15 +176,9 @@ def predictions(repeats: int, sizes=(1024, 4096, 10_000)) -> dict:
     rows = {}
     for n in sizes:
         x = np.random.default_rng(0).standard_normal((n, 1, 32, 32)).astype(np.float32)
-        ways = {"shards_in_turn_ms": lambda: sharded(x, 0), "shard_in_a_worker_ms": lambda: sharded(x, 1),
-                "one_pass_ms": lambda: one_pass(x)}
-        times = {name: [] for name in ways}
-        for _ in range(repeats):                                    # the ways alternate
-            for name, way in ways.items():
-                start = time.perf_counter()
-                way()
-                times[name].append((time.perf_counter() - start) * 1e3)
-        rows[f"images_{n}"] = {name: statistics.median(t) for name, t in times.items()}
+        rows[f"images_{n}"] = _alternating_ms({"shards_in_turn_ms": lambda: sharded(x, 0),
+                                               "shard_in_a_worker_ms": lambda: sharded(x, 1),
+                                               "one_pass_ms": lambda: one_pass(x)}, repeats)
     return rows
 
 
