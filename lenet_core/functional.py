@@ -561,9 +561,10 @@ def conv2d_backward(dout, cols, x_shape, W, stride=1, padding=0, need_dx=True, *
     dxp = new_batch_last((N, C, H + 2 * ph, Wd + 2 * pw), dtype, fill=0)
     # the column gradients W^T d, (K, OH*OW*N), one band of output rows at a time, each folded back
     # onto its windows while it is in the cache
-    bands = _bands(OH, OW, N, W.size // F * dtype.itemsize, BAND_BYTES)
+    K = W.size // F                                                # C*KH*KW: one window's values
+    bands = _bands(OH, OW, N, K * dtype.itemsize, BAND_BYTES)
     widest = max(band.stop - band.start for _, _, band in bands)
-    dcols = _scratch(workspace, "dcols", (W.size // F, widest), dtype)
+    dcols = _scratch(workspace, "dcols", (K, widest), dtype)
     for band in bands:
         dband = dcols[:, :band[2].stop - band[2].start]
         np.matmul(W.reshape(F, -1).T, d[:, band[2]], out=dband)  # (K, F) @ (F, band)
